@@ -1,0 +1,73 @@
+"""rapportnotes: supervision session notes for peer recovery coaching."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+__all__ = ["create_app"]
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: defaults, then the environment, then ``config`` (tests pass a mapping)."""
+    from rapportnotes import config as settings
+    from rapportnotes import errors, requestlog, security
+    from rapportnotes.api import register as register_api
+    from rapportnotes.cli import register as register_cli
+    from rapportnotes.extensions import db, jwt, limiter, migrate
+
+    app = Flask(__name__, instance_path=os.environ.get("RAPPORTNOTES_INSTANCE") or None)
+    app.config.update(settings.DEFAULTS)
+    app.config.update(settings.from_env())
+    if config:
+        app.config.update(config)
+    settings.finalise(app.config, app.instance_path)
+
+    from rapportnotes.services import passwords
+
+    passwords.configure(
+        time_cost=app.config["ARGON2_TIME_COST"], memory_cost=app.config["ARGON2_MEMORY_COST"]
+    )
+    db.init_app(app)
+    migrate.init_app(app, db, directory=_migrations_dir(), compare_type=True)
+    jwt.init_app(app)
+    limiter.init_app(app)
+    _configure_sqlite(app)
+
+    from rapportnotes import models  # noqa: F401 - register tables with the metadata
+
+    requestlog.init_app(app)
+    errors.register(app)
+    security.init_app(app)
+    register_api(app)
+    register_cli(app)
+    return app
+
+
+def _migrations_dir() -> str:
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
+
+
+def _configure_sqlite(app: Flask) -> None:
+    """WAL for concurrent readers, foreign keys on, and a busy timeout instead of instant errors."""
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+    from sqlalchemy import event
+
+    from rapportnotes.extensions import db
+
+    with app.app_context():
+        engine = db.engine
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=5000")
+        if ":memory:" not in app.config["SQLALCHEMY_DATABASE_URI"]:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()

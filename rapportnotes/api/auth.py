@@ -1,0 +1,116 @@
+"""Login, token refresh (rotating) and logout."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, current_app, g, request
+from flask_jwt_extended import decode_token, get_jwt, verify_jwt_in_request
+from sqlalchemy import func, select
+
+from rapportnotes.api.common import actor_for, load_body
+from rapportnotes.errors import ApiError
+from rapportnotes.extensions import db, limiter
+from rapportnotes.jsonbody import loads_strict
+from rapportnotes.models import User
+from rapportnotes.schemas.auth import LoginIn, LogoutIn
+from rapportnotes.security import me, unauthorized
+from rapportnotes.services import passwords, tokens
+from rapportnotes.services.audit import record_event
+
+bp = Blueprint("auth", __name__, url_prefix="/auth")
+log = logging.getLogger("rapportnotes.auth")
+
+
+def _login_email() -> str:
+    """Rate-limit key: the email being tried, normalised; the address when there is none."""
+    try:
+        body = loads_strict(request.get_data(cache=True))
+        email = body.get("email") if isinstance(body, dict) else None
+    except ValueError:
+        email = None
+    if isinstance(email, str) and email:
+        return "login-email:" + email.strip().lower()[:254]
+    return "login-email-missing:" + (request.remote_addr or "unknown")
+
+
+def _failed(response) -> bool:  # successful logins do not count against the limits
+    return response.status_code == 401
+
+
+def _email_limit() -> str:
+    return current_app.config["LOGIN_LIMIT_PER_EMAIL"]
+
+
+def _address_limit() -> str:
+    return current_app.config["LOGIN_LIMIT_PER_ADDRESS"]
+
+
+@bp.post("/login")
+@limiter.limit(_email_limit, key_func=_login_email, deduct_when=_failed)
+@limiter.limit(_address_limit, deduct_when=_failed)
+def login():
+    data = load_body(LoginIn())
+    email = data["email"].strip().lower()
+    user = db.session.scalar(select(User).where(func.lower(User.email) == email))
+    ok = passwords.verify_password(user.password_hash if user else None, data["password"])
+    if user is None:
+        log.info("login failed for unknown email", extra={"request_id": g.get("request_id")})
+        raise unauthorized()
+    actor = actor_for(user)
+    if not ok or not user.is_active:
+        record_event(db.session, actor, "auth.login", target_type="user", target_id=user.id,
+                     status=401)
+        db.session.commit()
+        raise unauthorized()
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash_password(data["password"])
+    pair = tokens.issue_pair(db.session, user, current_app.config["JWT_ACCESS_TOKEN_EXPIRES"])
+    record_event(db.session, actor, "auth.login", target_type="user", target_id=user.id)
+    db.session.commit()
+    return pair.as_json()
+
+
+@bp.post("/refresh")
+def refresh():
+    verify_jwt_in_request(refresh=True)
+    user = me()
+    jti = get_jwt()["jti"]
+    try:
+        pair = tokens.rotate(db.session, user, jti, current_app.config["JWT_ACCESS_TOKEN_EXPIRES"])
+    except tokens.RefreshReused:
+        record_event(db.session, actor_for(user), "auth.refresh_reuse", target_type="user",
+                     target_id=user.id, status=401)
+        db.session.commit()
+        raise ApiError(401, "The refresh token was already used; its session has been ended.",
+                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    record_event(db.session, actor_for(user), "auth.refresh", target_type="user",
+                 target_id=user.id)
+    db.session.commit()
+    return pair.as_json()
+
+
+@bp.post("/logout")
+def logout():
+    verify_jwt_in_request()
+    user = me()
+    claims = get_jwt()
+    data = load_body(LogoutIn()) if request.get_data(cache=True) else {}
+    refresh = data.get("refresh_token")
+    if refresh:
+        try:
+            decoded = decode_token(refresh)
+        except Exception:
+            decoded = None
+        if (decoded is None or decoded.get("type") != "refresh"
+                or not tokens.revoke_refresh_token(db.session, user, decoded["jti"])):
+            raise ApiError(422, "The refresh token is not valid.",
+                           errors={"refresh_token": ["Not a valid refresh token of yours."]})
+    from datetime import UTC, datetime
+
+    tokens.revoke_access_token(db.session, user, claims["jti"],
+                               datetime.fromtimestamp(claims["exp"], UTC))
+    record_event(db.session, actor_for(user), "auth.logout", target_type="user",
+                 target_id=user.id)
+    db.session.commit()
+    return "", 204

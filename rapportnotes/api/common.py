@@ -1,0 +1,150 @@
+"""Small helpers every view uses: the audit actor, body loading, cursors, query parameters."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+from flask import g, request, url_for
+from marshmallow import Schema, ValidationError
+
+from rapportnotes.errors import ApiError, flatten_messages
+from rapportnotes.jsonbody import json_body
+from rapportnotes.models import User
+from rapportnotes.netaddr import client_address
+from rapportnotes.schemas.fields import RFC3339, text_problem
+from rapportnotes.services.audit import Actor
+
+
+def actor_for(user: User) -> Actor:
+    return Actor(
+        organisation_id=user.organisation_id,
+        actor_type="user",
+        actor_id=str(user.id),
+        request_id=g.get("request_id"),
+        ip=client_address(),
+    )
+
+
+def load_body(schema: Schema, *, partial: bool = False) -> dict[str, Any]:
+    """Parse the JSON body and validate it; every failure is a problem response."""
+    data = json_body()
+    try:
+        return schema.load(data, partial=partial)
+    except ValidationError as exc:
+        raise ApiError(422, "The request has invalid fields.", errors=flatten_messages(exc.messages))
+
+
+def bad_query(name: str, message: str) -> ApiError:
+    return ApiError(422, "Invalid query parameter.", errors={name: [message]})
+
+
+def query_args(allowed: set[str]) -> Mapping[str, str]:
+    """The query string, refusing unknown or repeated parameters and unsafe characters."""
+    args = request.args
+    for name in args:
+        if name not in allowed:
+            raise bad_query(name, "Unknown query parameter.")
+        values = args.getlist(name)
+        if len(values) > 1:
+            raise bad_query(name, "Give this parameter at most once.")
+        if len(values[0]) > 512 or text_problem(values[0]):
+            raise bad_query(name, "Invalid characters or too long.")
+    return {k: args[k] for k in args}
+
+
+def int_arg(args: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = args.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit():
+        raise bad_query(name, f"Must be an integer from {lo} to {hi}.")
+    value = int(raw)
+    if not lo <= value <= hi:
+        raise bad_query(name, f"Must be an integer from {lo} to {hi}.")
+    return value
+
+
+def date_arg(args: Mapping[str, str], name: str) -> date | None:
+    raw = args.get(name)
+    if raw is None:
+        return None
+    try:
+        if len(raw) != 10:
+            raise ValueError
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise bad_query(name, "Must be a date, YYYY-MM-DD.")
+
+
+def timestamp_arg(args: Mapping[str, str], name: str) -> datetime | None:
+    raw = args.get(name)
+    if raw is None:
+        return None
+    if not RFC3339.match(raw):
+        raise bad_query(name, "Must be an RFC 3339 timestamp with an offset.")
+    try:
+        v = raw.replace("z", "Z").replace("t", "T")
+        if "." in v:
+            head, tail = v.split(".", 1)
+            digits = "".join(c for c in tail if c.isdigit())
+            rest = tail[len(digits):]
+            v = f"{head}.{digits[:6].ljust(6, '0')}{rest}"
+        return datetime.fromisoformat(v)
+    except ValueError:
+        raise bad_query(name, "Must be an RFC 3339 timestamp with an offset.")
+
+
+def bool_arg(args: Mapping[str, str], name: str, default: bool = False) -> bool:
+    raw = args.get(name)
+    if raw is None:
+        return default
+    if raw not in ("true", "false"):
+        raise bad_query(name, "Must be true or false.")
+    return raw == "true"
+
+
+def uuid_arg(args: Mapping[str, str], name: str) -> uuid.UUID | None:
+    raw = args.get(name)
+    if raw is None:
+        return None
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise bad_query(name, "Must be an id.")
+
+
+def encode_cursor(values: list[Any]) -> str:
+    raw = json.dumps(values, separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str | None, arity: int) -> list[Any] | None:
+    """An opaque cursor back to its key values; anything not made by us is a 422."""
+    if token is None:
+        return None
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeError):
+        raise bad_query("cursor", "Invalid cursor.")
+    if not isinstance(values, list) or len(values) != arity or not all(
+        isinstance(v, str) for v in values
+    ):
+        raise bad_query("cursor", "Invalid cursor.")
+    return values
+
+
+def page_response(items: list[Any], next_cursor: str | None, endpoint: str,
+                  **path_args: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
+    headers: dict[str, str] = {}
+    if next_cursor:
+        params = {k: v for k, v in request.args.items() if k != "cursor"}
+        link = url_for(endpoint, **path_args, **params, cursor=next_cursor)
+        headers["Link"] = f'<{link}>; rel="next"'
+    return {"items": items, "next_cursor": next_cursor}, 200, headers

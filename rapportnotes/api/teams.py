@@ -1,0 +1,170 @@
+"""Teams and their membership. Admins manage; supervisors read the teams they supervise."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, url_for
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from rapportnotes.api.common import (
+    actor_for,
+    bad_query,
+    decode_cursor,
+    encode_cursor,
+    int_arg,
+    load_body,
+    page_response,
+    query_args,
+)
+from rapportnotes.errors import ApiError, not_found
+from rapportnotes.extensions import db
+from rapportnotes.models import Team, TeamMember, User
+from rapportnotes.schemas.team import MemberIn, TeamIn, TeamOut, TeamPatch
+from rapportnotes.security import me, parse_id, roles_required, supervises_team
+from rapportnotes.services.audit import record_event
+
+bp = Blueprint("teams", __name__, url_prefix="/teams")
+_out = TeamOut()
+
+# Which user roles may hold which membership role.
+_MEMBER_FOR_ROLE = {"coach": {"coach", "supervisor"}, "supervisor": {"supervisor", "admin"}}
+
+
+def get_visible_team(team_id: str) -> Team:
+    """The team if the caller may see it (admin: any in the org; supervisor: their own)."""
+    user = me()
+    tid = parse_id(team_id, "team")
+    team = db.session.get(Team, (user.organisation_id, tid))
+    if team is None or (user.role == "supervisor" and not supervises_team(user, tid)):
+        raise not_found("team")
+    return team
+
+
+def _name_taken(organisation_id, name: str, exclude=None) -> bool:
+    q = select(Team.id).where(Team.organisation_id == organisation_id, Team.name == name)
+    if exclude is not None:
+        q = q.where(Team.id != exclude)
+    return db.session.scalar(q) is not None
+
+
+def _conflict() -> ApiError:
+    return ApiError(409, "A team with that name already exists.",
+                    errors={"name": ["Already in use."]})
+
+
+def _commit_or_conflict() -> None:
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise _conflict()
+
+
+@bp.post("")
+@roles_required("admin")
+def create():
+    admin = me()
+    data = load_body(TeamIn())
+    if _name_taken(admin.organisation_id, data["name"]):
+        raise _conflict()
+    team = Team(organisation_id=admin.organisation_id, name=data["name"])
+    db.session.add(team)
+    db.session.flush()
+    record_event(db.session, actor_for(admin), "team.create", target_type="team",
+                 target_id=team.id, status=201)
+    _commit_or_conflict()
+    return _out.dump(team), 201, {"Location": url_for("api.teams.get", team_id=team.id)}
+
+
+@bp.get("")
+@roles_required("admin", "supervisor")
+def list_():
+    user = me()
+    args = query_args({"limit", "cursor"})
+    limit = int_arg(args, "limit", 50, 1, 200)
+    after = decode_cursor(args.get("cursor"), 2)
+    q = select(Team).where(Team.organisation_id == user.organisation_id)
+    if user.role == "supervisor":
+        q = q.where(Team.id.in_(
+            select(TeamMember.team_id).where(
+                TeamMember.organisation_id == user.organisation_id,
+                TeamMember.user_id == user.id,
+                TeamMember.role == "supervisor",
+            )
+        ))
+    if after:
+        try:
+            after_id = uuid.UUID(after[1])
+        except ValueError:
+            raise bad_query("cursor", "Invalid cursor.")
+        q = q.where((Team.name > after[0]) | ((Team.name == after[0]) & (Team.id > after_id)))
+    rows = list(db.session.scalars(q.order_by(Team.name, Team.id).limit(limit + 1)))
+    last = rows[limit - 1] if len(rows) > limit else None
+    nxt = encode_cursor([last.name, str(last.id)]) if last else None
+    return page_response([_out.dump(t) for t in rows[:limit]], nxt, "api.teams.list_")
+
+
+@bp.get("/<team_id>")
+@roles_required("admin", "supervisor")
+def get(team_id: str):
+    return _out.dump(get_visible_team(team_id))
+
+
+@bp.patch("/<team_id>")
+@roles_required("admin")
+def update(team_id: str):
+    admin = me()
+    team = get_visible_team(team_id)
+    data = load_body(TeamPatch())
+    if "name" in data and data["name"] != team.name:
+        if _name_taken(admin.organisation_id, data["name"], exclude=team.id):
+            raise _conflict()
+        team.name = data["name"]
+    record_event(db.session, actor_for(admin), "team.update", target_type="team",
+                 target_id=team.id)
+    _commit_or_conflict()
+    return _out.dump(team)
+
+
+@bp.put("/<team_id>/members/<user_id>")
+@roles_required("admin")
+def put_member(team_id: str, user_id: str):
+    admin = me()
+    team = get_visible_team(team_id)
+    uid = parse_id(user_id, "user")
+    user = db.session.get(User, (admin.organisation_id, uid))
+    if user is None:
+        raise not_found("user")
+    data = load_body(MemberIn())
+    if user.role not in _MEMBER_FOR_ROLE[data["role"]]:
+        raise ApiError(422, "That user's role cannot hold this membership.",
+                       errors={"role": [f"A {user.role} cannot be a {data['role']} member."]})
+    member = db.session.get(TeamMember, (admin.organisation_id, team.id, uid))
+    if member is None:
+        team.members.append(
+            TeamMember(organisation_id=admin.organisation_id, user_id=uid, role=data["role"])
+        )
+    else:
+        member.role = data["role"]
+    record_event(db.session, actor_for(admin), "team.member_put", target_type="team",
+                 target_id=team.id)
+    db.session.commit()
+    return _out.dump(team)
+
+
+@bp.delete("/<team_id>/members/<user_id>")
+@roles_required("admin")
+def delete_member(team_id: str, user_id: str):
+    admin = me()
+    team = get_visible_team(team_id)
+    uid = parse_id(user_id, "user")
+    member = db.session.get(TeamMember, (admin.organisation_id, team.id, uid))
+    if member is None:
+        raise not_found("team member")
+    team.members.remove(member)
+    record_event(db.session, actor_for(admin), "team.member_delete", target_type="team",
+                 target_id=team.id)
+    db.session.commit()
+    return "", 204

@@ -1,0 +1,112 @@
+"""The ``rapportnotes`` command: Flask's own commands plus the operator tasks of SPEC §3."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup
+
+from rapportnotes.extensions import db
+
+
+def register(app: Flask) -> None:
+    for command in (create_org, create_user_cmd, seed_demo_cmd, purge_cmd):
+        app.cli.add_command(command)
+
+
+def _create_app(*_args: object) -> Flask:
+    from rapportnotes import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app)
+def main() -> None:
+    """Manage rapportnotes."""
+
+
+@click.command("create-org")
+@click.argument("name")
+@click.option("--timezone", default="UTC", show_default=True, help="IANA time zone name.")
+def create_org(name: str, timezone: str) -> None:
+    """Create an organisation (with the default taxonomy) and print its id."""
+    from rapportnotes.services.organisations import create_organisation
+
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise click.BadParameter("must be 1-200 characters", param_hint="NAME")
+    try:
+        org = create_organisation(db.session, name, timezone)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--timezone")
+    db.session.commit()
+    click.echo(str(org.id))
+
+
+@click.command("create-user")
+@click.option("--org", "org_id", required=True, help="Organisation id.")
+@click.option("--email", required=True)
+@click.option("--role", required=True, type=click.Choice(["admin", "supervisor", "coach"]))
+@click.option("--display-name", default=None)
+@click.option("--password-stdin", is_flag=True, required=True,
+              help="Read the password from standard input (never from the command line).")
+def create_user_cmd(org_id: str, email: str, role: str, display_name: str | None,
+                    password_stdin: bool) -> None:
+    """Create a user in an organisation and print the user's id."""
+    from marshmallow import ValidationError
+
+    from rapportnotes.errors import ApiError
+    from rapportnotes.models import Organisation
+    from rapportnotes.schemas.user import UserIn
+    from rapportnotes.services.organisations import create_user
+
+    try:
+        org = db.session.get(Organisation, uuid.UUID(org_id))
+    except ValueError:
+        org = None
+    if org is None:
+        raise click.BadParameter("no such organisation", param_hint="--org")
+    password = sys.stdin.readline().rstrip("\r\n")
+    data = {"email": email, "display_name": display_name or email.split("@")[0],
+            "role": role, "password": password}
+    try:
+        data = UserIn().load(data)
+        user = create_user(db.session, org.id, **data)
+    except ValidationError as exc:
+        raise click.UsageError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.messages.items()))
+    except ApiError as exc:
+        raise click.UsageError(exc.detail or "conflict")
+    db.session.commit()
+    click.echo(str(user.id))
+
+
+@click.command("seed-demo")
+@click.option("--if-empty", is_flag=True, help="Do nothing unless the database has no users.")
+def seed_demo_cmd(if_empty: bool) -> None:
+    """Load the demo organisation (idempotent) and print its logins."""
+    from rapportnotes.services.demo import DEMO_PASSWORD, seed_demo
+
+    result = seed_demo(db.session, only_if_empty=if_empty)
+    db.session.commit()
+    if result is None:
+        click.echo("Database already has data; demo not loaded.")
+        return
+    click.echo(f"Demo organisation: {result.organisation_id}")
+    click.echo(f"Demo logins (password for all: {DEMO_PASSWORD}):")
+    for email, role in result.logins:
+        click.echo(f"  {role:<10} {email}")
+
+
+@click.command("purge")
+@click.option("--older-than", "days", required=True, type=click.IntRange(min=0),
+              help="Hard-delete contacts soft-deleted more than DAYS days ago.")
+def purge_cmd(days: int) -> None:
+    """Retention: remove old tombstones and expired idempotency/token records (audited)."""
+    from rapportnotes.services.retention import purge
+
+    counts = purge(db.session, days)
+    db.session.commit()
+    click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))

@@ -1,0 +1,135 @@
+"""Configuration: safe defaults, overridden only by environment variables (12-factor).
+
+The environment is read inside :func:`from_env` so importing the package never
+depends on the process environment; tests pass a plain mapping instead.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+MIN_KEY_BYTES = 32
+
+DEFAULTS: dict[str, Any] = {
+    "ENV": "production",
+    "SQLALCHEMY_DATABASE_URI": None,  # filled from the instance path when unset
+    "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+    "MAX_CONTENT_LENGTH": 1024 * 1024,
+    "JSON_MAX_DEPTH": 32,
+    "DB_STATEMENT_TIMEOUT_MS": 5000,
+    "DB_CONNECT_TIMEOUT_S": 3,
+    "DB_POOL_TIMEOUT_S": 5,
+    "JWT_SECRET_KEY": None,
+    "JWT_ISSUER": "rapportnotes",
+    "JWT_AUDIENCE": "rapportnotes-api",
+    "ACCESS_TOKEN_TTL": 15 * 60,
+    "REFRESH_TOKEN_TTL": 12 * 3600,
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "LOGIN_LIMIT_PER_EMAIL": "5 per minute;20 per hour",
+    "LOGIN_LIMIT_PER_ADDRESS": "30 per minute",
+    "LOG_LEVEL": "INFO",
+    "IDEMPOTENCY_TTL_HOURS": 24,
+    "ARGON2_TIME_COST": None,  # None: argon2-cffi's recommended defaults
+    "ARGON2_MEMORY_COST": None,
+}
+
+# Environment variable -> (config key, converter)
+ENV_VARS: dict[str, tuple[str, Any]] = {
+    "RAPPORTNOTES_ENV": ("ENV", str),
+    "DATABASE_URL": ("SQLALCHEMY_DATABASE_URI", str),
+    "JWT_SECRET_KEY": ("JWT_SECRET_KEY", str),
+    "JWT_ISSUER": ("JWT_ISSUER", str),
+    "JWT_AUDIENCE": ("JWT_AUDIENCE", str),
+    "ACCESS_TOKEN_TTL": ("ACCESS_TOKEN_TTL", int),
+    "REFRESH_TOKEN_TTL": ("REFRESH_TOKEN_TTL", int),
+    "RATELIMIT_STORAGE_URI": ("RATELIMIT_STORAGE_URI", str),
+    "LOGIN_LIMIT_PER_EMAIL": ("LOGIN_LIMIT_PER_EMAIL", str),
+    "LOGIN_LIMIT_PER_ADDRESS": ("LOGIN_LIMIT_PER_ADDRESS", str),
+    "LOG_LEVEL": ("LOG_LEVEL", str),
+    "DB_STATEMENT_TIMEOUT_MS": ("DB_STATEMENT_TIMEOUT_MS", int),
+}
+
+
+def from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> dict[str, Any]:
+    """Return the settings present in the environment, converted to their types."""
+    environ = os.environ if environ is None else environ
+    out: dict[str, Any] = {}
+    for var, (key, conv) in ENV_VARS.items():
+        raw = environ.get(var)
+        if raw is not None and raw != "":
+            out[key] = conv(raw)
+    return out
+
+
+class ConfigError(RuntimeError):
+    """Raised at start-up when the configuration would be unsafe to run with."""
+
+
+def finalise(config: dict[str, Any], instance_path: str) -> None:
+    """Fill derived settings and refuse unsafe ones, in place.
+
+    Run once by ``create_app`` after defaults, environment and the caller's mapping are merged.
+    """
+    inst = Path(instance_path)
+    if not config.get("SQLALCHEMY_DATABASE_URI"):
+        inst.mkdir(parents=True, exist_ok=True)
+        config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{inst / 'rapportnotes.db'}"
+
+    key = config.get("JWT_SECRET_KEY")
+    if not key:
+        if config["ENV"] not in ("development", "testing"):
+            raise ConfigError(
+                "JWT_SECRET_KEY is required outside development "
+                "(set RAPPORTNOTES_ENV=development to use a generated key)."
+            )
+        key = _development_key(inst)
+    if len(key.encode()) < MIN_KEY_BYTES:
+        raise ConfigError(f"JWT_SECRET_KEY must be at least {MIN_KEY_BYTES} bytes.")
+    config["JWT_SECRET_KEY"] = key
+
+    config.update(
+        JWT_TOKEN_LOCATION=["headers"],
+        JWT_ALGORITHM="HS256",
+        JWT_DECODE_ALGORITHMS=["HS256"],
+        JWT_ENCODE_ISSUER=config["JWT_ISSUER"],
+        JWT_DECODE_ISSUER=config["JWT_ISSUER"],
+        JWT_ENCODE_AUDIENCE=config["JWT_AUDIENCE"],
+        JWT_DECODE_AUDIENCE=config["JWT_AUDIENCE"],
+        JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=config["ACCESS_TOKEN_TTL"]),
+        JWT_REFRESH_TOKEN_EXPIRES=timedelta(seconds=config["REFRESH_TOKEN_TTL"]),
+        JWT_VERIFY_SUB=True,
+        RATELIMIT_HEADERS_ENABLED=True,
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
+        RATELIMIT_STORAGE_URI=config["RATELIMIT_STORAGE_URI"],
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options(config),
+    )
+
+
+def engine_options(config: dict[str, Any]) -> dict[str, Any]:
+    """Engine settings that keep a request from hanging on a sick database."""
+    url: str = config["SQLALCHEMY_DATABASE_URI"]
+    opts: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("postgresql"):
+        opts["pool_timeout"] = config["DB_POOL_TIMEOUT_S"]
+        opts["connect_args"] = {
+            "connect_timeout": config["DB_CONNECT_TIMEOUT_S"],
+            "options": f"-c statement_timeout={int(config['DB_STATEMENT_TIMEOUT_MS'])}",
+        }
+    elif url.startswith("sqlite"):
+        opts["connect_args"] = {"timeout": config["DB_STATEMENT_TIMEOUT_MS"] / 1000}
+    return opts
+
+
+def _development_key(inst: Path) -> str:
+    """A random key generated once and kept under ``instance/`` so restarts keep sessions."""
+    inst.mkdir(parents=True, exist_ok=True)
+    path = inst / "jwt-secret.key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()

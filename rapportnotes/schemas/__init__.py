@@ -1,0 +1,1 @@
+"""Marshmallow schemas named by direction: ``XIn`` (create), ``XPatch`` (update), ``XOut``."""

@@ -1,0 +1,110 @@
+"""Strict field types shared by every input schema (SPEC §8 "Fields")."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+
+def text_problem(value: str, *, allow_newlines: bool = False) -> str | None:
+    """Why ``value`` is not acceptable text, or None: no NUL, control chars or lone surrogates."""
+    for ch in value:
+        code = ord(ch)
+        if 0xD800 <= code <= 0xDFFF:
+            return "Contains an invalid (surrogate) character."
+        if ch in "\t\n" and allow_newlines:
+            continue
+        if ch == "\r" and allow_newlines:
+            continue
+        if unicodedata.category(ch) == "Cc":
+            return "Contains a control character."
+    return None
+
+
+class Text(fields.String):
+    """A string with a maximum length that refuses control characters (and NUL) and surrogates."""
+
+    def __init__(self, *, max_length: int, min_length: int = 0, multiline: bool = False,
+                 **kwargs: Any) -> None:
+        validators = list(kwargs.pop("validate", []) or [])
+        validators.insert(0, validate.Length(min=min_length, max=max_length))
+        super().__init__(validate=validators, **kwargs)
+        self.multiline = multiline
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        result = super()._deserialize(value, attr, data, **kwargs)
+        problem = text_problem(result, allow_newlines=self.multiline)
+        if problem:
+            raise ValidationError(problem)
+        return result
+
+
+class StrictInt(fields.Integer):
+    """An integer that is really an integer: ``1.9``, ``1.0``, ``"45"`` and ``true`` are refused."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError("Must be an integer.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class StrictBool(fields.Boolean):
+    """Only JSON ``true``/``false``; no ``"yes"``, ``1`` or ``"true"``."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValidationError("Must be true or false.")
+        return value
+
+
+RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+class Timestamp(fields.AwareDateTime):
+    """RFC 3339 with an offset; naive timestamps are refused (SPEC §4)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(format="iso", **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, str) or not RFC3339.match(value):
+            raise ValidationError("Must be an RFC 3339 timestamp with an offset.")
+        v = value.replace("z", "Z").replace("t", "T")
+        # Python <3.11 quirk-free: fromisoformat handles Z and up to 6 fraction digits.
+        m = re.match(r"^(.*\.\d{6})\d+(.*)$", v)
+        if m:
+            v = m.group(1) + m.group(2)
+        return super()._deserialize(v, attr, data, **kwargs)
+
+
+class StrictSchema(Schema):
+    """Unknown fields are errors; ``null`` for an optional field means "not sent" on create."""
+
+    class Meta:
+        unknown = RAISE
+
+
+def email_field(**kwargs: Any) -> fields.Email:
+    return fields.Email(validate=validate.Length(max=254), **kwargs)
+
+
+def iso_z(value: Any) -> str | None:
+    """UTC out, with a ``Z`` (STYLE: RFC 3339 in, UTC ``Z`` out)."""
+    if value is None:
+        return None
+    from datetime import UTC
+
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class TimestampOut(fields.Field):
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return iso_z(value)

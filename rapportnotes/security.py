@@ -1,0 +1,198 @@
+"""Authentication and authorization rules, all in one place.
+
+* every flask-jwt-extended callback, so each token failure is a 401 problem+json with
+  ``WWW-Authenticate`` (the library's default is 422 ``{"msg": ...}``);
+* tokens must carry ``exp, iat, jti, type, sub`` and match ``iss``/``aud``;
+* the user is loaded from the database on every request: role and organisation never come
+  from claims, and an inactive user or a stale token generation is refused;
+* role gates and "may this user see that coach" for the views.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import jwt as pyjwt
+from flask import Flask, Response, request
+from flask_jwt_extended import current_user, get_jwt, verify_jwt_in_request
+from sqlalchemy import select
+
+from rapportnotes.errors import ApiError, problem
+from rapportnotes.extensions import db, jwt
+from rapportnotes.models import TeamMember, User
+from rapportnotes.services import tokens
+
+REQUIRED_CLAIMS = ("exp", "iat", "jti", "type", "sub", "iss", "aud")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _unauthorized(detail: str, error: str = "invalid_token") -> Response:
+    challenge = f'Bearer error="{error}", error_description="{detail}"' if error else "Bearer"
+    return problem(401, detail, headers={"WWW-Authenticate": challenge})
+
+
+def unauthorized(detail: str = "Invalid credentials.") -> ApiError:
+    """Bad credentials at login: a 401 with a plain Bearer challenge."""
+    return ApiError(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _raw_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    parts = header.split(None, 1)
+    return parts[1].strip() if len(parts) == 2 and parts[0].lower() == "bearer" else None
+
+
+def init_app(app: Flask) -> None:
+    @jwt.unauthorized_loader
+    def _missing(reason: str) -> Response:
+        return _unauthorized("A bearer token is required.", error="")
+
+    @jwt.invalid_token_loader
+    def _invalid(reason: str) -> Response:
+        return _unauthorized("The token is invalid.")
+
+    @jwt.expired_token_loader
+    def _expired(header: dict, payload: dict) -> Response:
+        return _unauthorized("The token has expired.")
+
+    @jwt.revoked_token_loader
+    def _revoked(header: dict, payload: dict) -> Response:
+        return _unauthorized("The token has been revoked.")
+
+    @jwt.needs_fresh_token_loader
+    def _needs_fresh(header: dict, payload: dict) -> Response:
+        return _unauthorized("A fresh token is required.")
+
+    @jwt.token_verification_failed_loader
+    def _verification_failed(header: dict, payload: dict) -> Response:
+        return _unauthorized("The token is incomplete.")
+
+    @jwt.user_lookup_error_loader
+    def _lookup_failed(header: dict, payload: dict) -> Response:
+        return _unauthorized("The token is no longer valid.")
+
+    @jwt.token_verification_loader
+    def _complete(header: dict, payload: dict) -> bool:
+        # flask-jwt-extended fills in a missing ``type``/``jti`` with defaults, so look at the
+        # token as sent (its signature has already been checked).
+        raw = _raw_token()
+        if raw is None:
+            return False
+        try:
+            claims = pyjwt.decode(raw, options={"verify_signature": False})
+        except pyjwt.PyJWTError:
+            return False
+        if any(c not in claims for c in REQUIRED_CLAIMS):
+            return False
+        return isinstance(claims["sub"], str) and isinstance(claims.get("gen"), int)
+
+    @jwt.token_in_blocklist_loader
+    def _blocked(header: dict, payload: dict) -> bool:
+        jti = payload.get("jti")
+        if not jti:
+            return True
+        if payload.get("type") == "refresh":
+            return not tokens.is_refresh_usable(db.session, jti)
+        return tokens.is_access_revoked(db.session, jti)
+
+    @jwt.user_lookup_loader
+    def _load_user(header: dict, payload: dict) -> User | None:
+        try:
+            uid = uuid.UUID(payload["sub"])
+        except (KeyError, ValueError, TypeError):
+            return None
+        user = db.session.scalar(select(User).where(User.id == uid))
+        if user is None or not user.is_active or user.token_generation != payload.get("gen"):
+            return None
+        return user
+
+
+def authenticated(fn: F) -> F:
+    """Require a valid access token (never listing OPTIONS: the library would skip the check)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        verify_jwt_in_request()
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def roles_required(*roles: str) -> Callable[[F], F]:
+    """Require a valid access token and one of ``roles``; any other role gets 403."""
+
+    def decorator(fn: F) -> F:
+        @wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            verify_jwt_in_request()
+            if current_user.role not in roles:
+                raise ApiError(403, "Your role may not use this endpoint.")
+            return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def me() -> User:
+    """The authenticated user, loaded fresh from the database for this request."""
+    return current_user  # type: ignore[return-value]
+
+
+def token_claims() -> dict[str, Any]:
+    return get_jwt()
+
+
+def supervised_coach_ids(user: User) -> set[uuid.UUID]:
+    """Coaches in the teams where ``user`` is a supervisor member (same organisation only)."""
+    sup = TeamMember.__table__.alias("sup")
+    mem = TeamMember.__table__.alias("mem")
+    rows = db.session.execute(
+        select(mem.c.user_id)
+        .select_from(sup.join(mem, (mem.c.team_id == sup.c.team_id)
+                              & (mem.c.organisation_id == sup.c.organisation_id)))
+        .where(
+            sup.c.organisation_id == user.organisation_id,
+            sup.c.user_id == user.id,
+            sup.c.role == "supervisor",
+            mem.c.role == "coach",
+        )
+    )
+    return {r[0] for r in rows}
+
+
+def may_see_coach(user: User, coach_id: uuid.UUID) -> bool:
+    """Admins see everyone in their organisation; supervisors themself and their coaches."""
+    if user.role == "admin":
+        return True
+    if coach_id == user.id:
+        return True
+    if user.role == "supervisor":
+        return coach_id in supervised_coach_ids(user)
+    return False
+
+
+def supervises_team(user: User, team_id: uuid.UUID) -> bool:
+    return (
+        db.session.scalar(
+            select(TeamMember.user_id).where(
+                TeamMember.organisation_id == user.organisation_id,
+                TeamMember.team_id == team_id,
+                TeamMember.user_id == user.id,
+                TeamMember.role == "supervisor",
+            )
+        )
+        is not None
+    )
+
+
+def parse_id(value: str, what: str = "resource") -> uuid.UUID:
+    """Path ids are opaque; anything that is not one of ours is simply not found."""
+    try:
+        return uuid.UUID(value)
+    except (ValueError, AttributeError, TypeError):
+        raise ApiError(404, f"No such {what}.")

@@ -1,0 +1,83 @@
+"""The one way to record an audit event, in the caller's transaction.
+
+The event is added to the same session as the change it describes, so they commit (or fail)
+together: no change is stored without its audit row. Never pass notes, passwords or tokens.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.orm import Session
+
+from rapportnotes.models import AuditEvent
+from rapportnotes.models.types import utcnow
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something, and from where; built once per request by the API layer."""
+
+    organisation_id: uuid.UUID
+    actor_type: str  # "user" | "client"
+    actor_id: str | None
+    request_id: str | None = None
+    ip: str | None = None
+
+
+def record_event(
+    session: Session,
+    actor: Actor,
+    action: str,
+    *,
+    target_type: str | None = None,
+    target_id: Any = None,
+    status: int = 200,
+) -> AuditEvent:
+    event = AuditEvent(
+        organisation_id=actor.organisation_id,
+        at=utcnow(),
+        actor_type=actor.actor_type,
+        actor_id=actor.actor_id,
+        action=action,
+        target_type=target_type,
+        target_id=None if target_id is None else str(target_id),
+        status=status,
+        request_id=actor.request_id,
+        ip=actor.ip,
+    )
+    session.add(event)
+    return event
+
+
+def list_events_query(
+    organisation_id: uuid.UUID,
+    *,
+    actor_id: str | None = None,
+    action: str | None = None,
+    target_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    limit: int = 50,
+) -> Select[tuple[AuditEvent]]:
+    """Newest first, keyset-paginated on (at, id)."""
+    q = select(AuditEvent).where(AuditEvent.organisation_id == organisation_id)
+    if actor_id is not None:
+        q = q.where(AuditEvent.actor_id == actor_id)
+    if action is not None:
+        q = q.where(AuditEvent.action == action)
+    if target_id is not None:
+        q = q.where(AuditEvent.target_id == target_id)
+    if since is not None:
+        q = q.where(AuditEvent.at >= since)
+    if until is not None:
+        q = q.where(AuditEvent.at < until)
+    if after is not None:
+        at, eid = after
+        q = q.where(or_(AuditEvent.at < at, and_(AuditEvent.at == at, AuditEvent.id < eid)))
+    return q.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)

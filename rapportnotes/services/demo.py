@@ -1,0 +1,102 @@
+"""The demo organisation loaded by ``make run``: realistic, pseudonymous and reproducible."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from rapportnotes.models import Contact, ContactBehaviour, Team, TeamMember, User
+from rapportnotes.services.organisations import create_organisation, create_user
+from rapportnotes.services.timezones import local_date
+
+DEMO_PASSWORD = "rapport-demo-2026"
+DEMO_TZ = "America/New_York"
+DEMO_USERS = (
+    ("admin@demo.rapportnotes.test", "Avery Admin", "admin"),
+    ("supervisor@demo.rapportnotes.test", "Sam Supervisor", "supervisor"),
+    ("coach1@demo.rapportnotes.test", "Casey Coach", "coach"),
+    ("coach2@demo.rapportnotes.test", "Jordan Coach", "coach"),
+    ("coach3@demo.rapportnotes.test", "Riley Coach", "coach"),
+)
+
+# Each coach has a habit profile so the demo reports differ in a meaningful way.
+_SUPPORTIVE = ["genuine_interest", "active_listening", "empathy", "respect", "open_questions",
+               "reflections", "validation", "affirmation", "hope", "partnership", "autonomy",
+               "safe_space", "shared_experience"]
+_BARRIERS = ["judging", "fixing", "dismissing"]
+_PROFILES = {"coach1": 0.03, "coach2": 0.12, "coach3": 0.25}  # chance of a barrier tag
+_MODALITIES = ["in_person"] * 5 + ["phone"] * 3 + ["video"] * 2 + ["text", "other"]
+_SETTINGS = [None, "community", "hospital", "recovery_center", "home_visit", "court"]
+
+
+@dataclass
+class DemoResult:
+    organisation_id: uuid.UUID
+    logins: list[tuple[str, str]]
+
+
+def seed_demo(session: Session, *, only_if_empty: bool = False,
+              contacts_per_coach: int = 110, seed: int = 7) -> DemoResult | None:
+    """Create the demo organisation if it is not there yet; return its logins either way."""
+    logins = [(email, role) for email, _name, role in DEMO_USERS]
+    existing = session.scalar(select(User).where(User.email == DEMO_USERS[0][0]))
+    if existing is not None:
+        return DemoResult(existing.organisation_id, logins)
+    if only_if_empty and session.scalar(select(func.count()).select_from(User)):
+        return None
+
+    org = create_organisation(session, "Riverside Peer Recovery (demo)", DEMO_TZ)
+    users = {}
+    for email, name, role in DEMO_USERS:
+        users[email.split("@")[0]] = create_user(
+            session, org.id, email=email, display_name=name, role=role, password=DEMO_PASSWORD
+        )
+    session.flush()
+    team = Team(organisation_id=org.id, name="Riverside outreach")
+    session.add(team)
+    session.flush()
+    team.members.append(TeamMember(organisation_id=org.id, user_id=users["supervisor"].id,
+                                   role="supervisor"))
+    for key in _PROFILES:
+        team.members.append(TeamMember(organisation_id=org.id, user_id=users[key].id,
+                                       role="coach"))
+    _demo_contacts(session, org.id, users, contacts_per_coach, random.Random(seed))
+    return DemoResult(org.id, logins)
+
+
+def _demo_contacts(session: Session, org_id: uuid.UUID, users: dict[str, User],
+                   per_coach: int, rng: random.Random) -> None:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    contacts, tags = [], []
+    for key, barrier_rate in _PROFILES.items():
+        coach = users[key]
+        peers = [f"PEER-{key[-1]}{i:03d}" for i in range(1, 26)]
+        for _ in range(per_coach):
+            occurred = now - timedelta(minutes=rng.randint(60, 90 * 24 * 60))
+            occurred = occurred.replace(minute=rng.choice([0, 15, 30, 45]))
+            cid = uuid.uuid4()
+            codes = set(rng.sample(_SUPPORTIVE, rng.randint(1, 5)))
+            if rng.random() < barrier_rate:
+                codes.add(rng.choice(_BARRIERS))
+            rated = rng.random() < 0.6
+            contacts.append({
+                "organisation_id": org_id, "id": cid, "coach_id": coach.id,
+                "peer_ref": rng.choice(peers), "occurred_at": occurred,
+                "local_date": local_date(occurred, DEMO_TZ),
+                "duration_minutes": rng.choice([10, 15, 20, 30, 45, 60, 90]),
+                "modality": rng.choice(_MODALITIES), "setting": rng.choice(_SETTINGS),
+                "notes": None,
+                "peer_rating": (rng.randint(6, 10) if barrier_rate < 0.2 else rng.randint(3, 9))
+                if rated else None,
+                "external_id": None, "created_at": occurred, "updated_at": occurred,
+                "version": 1, "deleted": False, "deleted_at": None,
+            })
+            tags.extend({"organisation_id": org_id, "contact_id": cid, "code": c}
+                        for c in sorted(codes))
+    session.execute(insert(Contact), contacts)
+    session.execute(insert(ContactBehaviour), tags)

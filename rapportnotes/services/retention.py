@@ -1,0 +1,42 @@
+"""Retention: tombstones and expired bookkeeping are removed for good, with an audit trail."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from rapportnotes.models import Contact, IdempotencyRecord
+from rapportnotes.models.types import utcnow
+from rapportnotes.services import tokens
+from rapportnotes.services.audit import Actor, record_event
+
+
+def purge(session: Session, older_than_days: int) -> dict[str, int]:
+    """Hard-delete contacts soft-deleted more than ``older_than_days`` ago; one event per org."""
+    now = utcnow()
+    cutoff = now - timedelta(days=older_than_days)
+    doomed = session.execute(
+        select(Contact.organisation_id, Contact.id).where(
+            Contact.deleted.is_(True), Contact.deleted_at < cutoff
+        )
+    ).all()
+    per_org = Counter(org for org, _ in doomed)
+    for org_id in per_org:
+        ids = [cid for org, cid in doomed if org == org_id]
+        for start in range(0, len(ids), 500):
+            session.execute(
+                delete(Contact).where(Contact.organisation_id == org_id,
+                                      Contact.id.in_(ids[start:start + 500]))
+                .execution_options(synchronize_session=False)
+            )
+        record_event(session, Actor(org_id, "system", "cli:purge"), "contacts.purge",
+                     target_type="contacts", target_id=f"count={per_org[org_id]}")
+    expired = session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.expires_at < now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    tokens.purge_expired(session, now)
+    return {"contacts": len(doomed), "idempotency_records": expired or 0}

@@ -1,0 +1,33 @@
+"""The default rapport taxonomy (SPEC §7), in the project's own words (``taxonomy.json``)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rapportnotes.models import Behaviour
+
+
+@lru_cache(maxsize=1)
+def default_behaviours() -> tuple[dict[str, Any], ...]:
+    text = resources.files("rapportnotes").joinpath("taxonomy.json").read_text("utf-8")
+    return tuple(json.loads(text))
+
+
+def ensure_default_behaviours(session: Session, organisation_id: uuid.UUID) -> int:
+    """Add any default code the organisation lacks; never touches existing (maybe retired) ones."""
+    have = set(
+        session.scalars(select(Behaviour.code).where(Behaviour.organisation_id == organisation_id))
+    )
+    added = 0
+    for item in default_behaviours():
+        if item["code"] not in have:
+            session.add(Behaviour(organisation_id=organisation_id, active=True, **item))
+            added += 1
+    return added
