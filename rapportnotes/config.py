@@ -33,6 +33,9 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_LIMIT_PER_ADDRESS": "30 per minute",
     "LOG_LEVEL": "INFO",
     "IDEMPOTENCY_TTL_HOURS": 24,
+    # Sync (``updated_since``) only serves changes at least this old, so a transaction that
+    # commits late cannot slip in behind a cursor a client already passed.
+    "SYNC_SETTLE_SECONDS": 2,
     "ARGON2_TIME_COST": None,  # None: argon2-cffi's recommended defaults
     "ARGON2_MEMORY_COST": None,
 }

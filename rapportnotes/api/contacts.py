@@ -1,0 +1,199 @@
+"""Contacts: log, read, correct, soft-delete, list and sync (SPEC §5 Contacts)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from flask import Blueprint, current_app, request, url_for
+from marshmallow import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from rapportnotes.api.common import (
+    actor_for,
+    bad_query,
+    bool_arg,
+    date_arg,
+    decode_cursor,
+    encode_cursor,
+    int_arg,
+    load_body,
+    page_response,
+    query_args,
+    timestamp_arg,
+    uuid_arg,
+)
+from rapportnotes.errors import ApiError, flatten_messages
+from rapportnotes.extensions import db
+from rapportnotes.jsonbody import json_body
+from rapportnotes.models import MODALITIES, Contact
+from rapportnotes.schemas.contact import PEER_REF, ContactIn, ContactPatch
+from rapportnotes.schemas.fields import iso_z
+from rapportnotes.security import me, parse_id, roles_required
+from rapportnotes.services import contacts as svc
+from rapportnotes.services import idempotency
+from rapportnotes.services.audit import record_event
+
+bp = Blueprint("contacts", __name__, url_prefix="/contacts")
+_in = ContactIn()
+_patch = ContactPatch()
+LIST_ARGS = {"coach_id", "peer_ref", "from", "to", "behaviour", "modality", "updated_since",
+             "include_deleted", "limit", "cursor"}
+
+
+def _created(body: dict, status: int = 201):
+    headers = {"Location": url_for("api.contacts.get", contact_id=body["id"]),
+               "ETag": svc.etag(body["version"])}
+    return body, status, headers
+
+
+@bp.post("")
+@roles_required("coach", "supervisor")
+def create():
+    user = me()
+    raw = json_body()
+    key = request.headers.get("Idempotency-Key")
+    digest = None
+    if key is not None:
+        idempotency.check_key(key)
+        digest = idempotency.request_hash("POST", request.path, raw)
+        replay = idempotency.lookup(db.session, user.organisation_id, str(user.id), key, digest)
+        if replay is not None:
+            return _created(replay.body, replay.status)
+    try:
+        data = _in.load(raw)
+    except ValidationError as exc:
+        raise ApiError(422, "The request has invalid fields.", errors=flatten_messages(exc.messages))
+    if data.get("coach_id") not in (None, user.id):
+        raise ApiError(422, "You can only log your own contacts.",
+                       errors={"coach_id": ["Must be your own id (or left out)."]})
+    body = svc.create_contact(db.session, org_id=user.organisation_id,
+                              tz=user.organisation.timezone, coach_id=user.id, data=data)
+    if key is not None:
+        idempotency.store(db.session, user.organisation_id, str(user.id), key, digest, 201, body,
+                          body["id"], current_app.config["IDEMPOTENCY_TTL_HOURS"])
+    record_event(db.session, actor_for(user), "contact.create", target_type="contact",
+                 target_id=body["id"], status=201)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        if key is not None:  # a concurrent duplicate won the race: answer with its response
+            replay = idempotency.lookup(db.session, user.organisation_id, str(user.id), key, digest)
+            if replay is not None:
+                return _created(replay.body, replay.status)
+        raise ApiError(409, "external_id is already used in this organisation.",
+                       errors={"external_id": ["Already used."]})
+    return _created(body)
+
+
+@bp.get("")
+@roles_required("coach", "supervisor", "admin")
+def list_():
+    user = me()
+    args = query_args(LIST_ARGS)
+    limit = int_arg(args, "limit", 50, 1, 200)
+    f = svc.ListFilters(
+        coach_id=uuid_arg(args, "coach_id"),
+        peer_ref=args.get("peer_ref"),
+        first=date_arg(args, "from"),
+        last=date_arg(args, "to"),
+        behaviour=args.get("behaviour"),
+        modality=args.get("modality"),
+        updated_since=timestamp_arg(args, "updated_since"),
+        include_deleted=bool_arg(args, "include_deleted"),
+    )
+    if f.peer_ref is not None:
+        import re
+
+        if not re.match(PEER_REF, f.peer_ref):
+            raise bad_query("peer_ref", "1-64 characters of A-Z a-z 0-9 . _ : -")
+    if f.modality is not None and f.modality not in MODALITIES:
+        raise bad_query("modality", f"Must be one of {', '.join(MODALITIES)}.")
+    if f.behaviour is not None and len(f.behaviour) > 64:
+        raise bad_query("behaviour", "Unknown behaviour code.")
+    if f.first and f.last and f.first > f.last:
+        raise bad_query("from", "Must not be after 'to'.")
+    after = None
+    cur = decode_cursor(args.get("cursor"), 2)
+    if cur:
+        try:
+            after = (datetime.fromisoformat(cur[0].replace("Z", "+00:00")), uuid.UUID(cur[1]))
+        except ValueError:
+            raise bad_query("cursor", "Invalid cursor.")
+    settle = timedelta(seconds=current_app.config["SYNC_SETTLE_SECONDS"])
+    items, key = svc.list_contacts(db.session, user, f, limit, after, settle)
+    record_event(db.session, actor_for(user), "contact.list", target_type="contact")
+    db.session.commit()
+    nxt = encode_cursor([iso_z(key[0]), str(key[1])]) if key else None
+    return page_response(items, nxt, "api.contacts.list_")
+
+
+def _visible(contact_id: str) -> Contact:
+    return svc.get_visible(db.session, me(), parse_id(contact_id, "contact"))
+
+
+def _check_if_match(contact: Contact) -> None:
+    header = request.headers.get("If-Match")
+    if header is None:
+        return
+    tags = [t.strip() for t in header.split(",")]
+    if "*" in tags or svc.etag(contact.version) in tags:
+        return
+    raise ApiError(412, "The contact has changed since you read it (If-Match does not match).")
+
+
+@bp.get("/<contact_id>")
+@roles_required("coach", "supervisor", "admin")
+def get(contact_id: str):
+    user = me()
+    query_args(set())
+    c = _visible(contact_id)
+    codes = svc.codes_for(db.session, c.organisation_id, [c.id])[c.id]
+    body = svc.contact_json(c, codes)
+    record_event(db.session, actor_for(user), "contact.read", target_type="contact", target_id=c.id)
+    db.session.commit()
+    return body, 200, {"ETag": svc.etag(body["version"])}
+
+
+@bp.patch("/<contact_id>")
+@roles_required("coach", "supervisor", "admin")
+def update(contact_id: str):
+    user = me()
+    c = _visible(contact_id)
+    svc.require_owner(user, c)
+    _check_if_match(c)
+    data = load_body(_patch)
+    try:
+        codes = svc.update_contact(db.session, c, data, user.organisation.timezone)
+        body = svc.contact_json(c, codes)
+        record_event(db.session, actor_for(user), "contact.update", target_type="contact",
+                     target_id=c.id)
+        db.session.commit()
+    except StaleDataError:
+        db.session.rollback()
+        raise ApiError(412, "The contact was changed by another request; read it again.")
+    except IntegrityError:
+        db.session.rollback()
+        raise ApiError(409, "external_id is already used in this organisation.",
+                       errors={"external_id": ["Already used."]})
+    return body, 200, {"ETag": svc.etag(body["version"])}
+
+
+@bp.delete("/<contact_id>")
+@roles_required("coach", "supervisor", "admin")
+def delete(contact_id: str):
+    user = me()
+    c = _visible(contact_id)
+    svc.require_owner(user, c)
+    _check_if_match(c)
+    try:
+        svc.soft_delete(db.session, c)
+        record_event(db.session, actor_for(user), "contact.delete", target_type="contact",
+                     target_id=c.id)
+        db.session.commit()
+    except StaleDataError:
+        db.session.rollback()
+        raise ApiError(412, "The contact was changed by another request; read it again.")
+    return "", 204

@@ -1,0 +1,65 @@
+"""The organisation's taxonomy: listing, adding, retiring, and checking codes used on contacts."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import case, select
+from sqlalchemy.orm import Session
+
+from rapportnotes.errors import ApiError
+from rapportnotes.models import Behaviour
+
+
+def list_behaviours(session: Session, organisation_id: uuid.UUID) -> list[Behaviour]:
+    """Supportive first, then counterproductive; within each, oldest first (the default taxonomy
+    keeps SPEC §7's order), then by code."""
+    polarity_rank = case((Behaviour.polarity == "supportive", 0), else_=1)
+    return list(session.scalars(
+        select(Behaviour).where(Behaviour.organisation_id == organisation_id)
+        .order_by(polarity_rank, Behaviour.created_at, Behaviour.code)
+    ))
+
+
+def get_behaviour(session: Session, organisation_id: uuid.UUID, code: str) -> Behaviour:
+    b = session.get(Behaviour, (organisation_id, code))
+    if b is None:
+        raise ApiError(404, "No such behaviour.")
+    return b
+
+
+def add_behaviour(session: Session, organisation_id: uuid.UUID, data: dict[str, Any]) -> Behaviour:
+    """Codes are never reused: an existing code, even a retired one, is a conflict."""
+    if session.get(Behaviour, (organisation_id, data["code"])) is not None:
+        raise ApiError(409, "That behaviour code exists already (codes are never reused).",
+                       errors={"code": ["Already exists."]})
+    b = Behaviour(organisation_id=organisation_id, active=True, **data)
+    session.add(b)
+    return b
+
+
+def check_codes(session: Session, organisation_id: uuid.UUID, codes: Iterable[str],
+                allowed_retired: Iterable[str] = ()) -> None:
+    """Every code must be an active behaviour of the organisation.
+
+    ``allowed_retired`` are codes already on the contact being edited: a retired tag may stay
+    on an old contact, but can never be newly applied.
+    """
+    codes = list(codes)
+    if not codes:
+        return
+    rows = dict(session.execute(
+        select(Behaviour.code, Behaviour.active).where(
+            Behaviour.organisation_id == organisation_id, Behaviour.code.in_(codes))
+    ).all())
+    keep = set(allowed_retired)
+    problems = []
+    for code in codes:
+        if code not in rows:
+            problems.append(f"Unknown behaviour code {code!r}.")
+        elif not rows[code] and code not in keep:
+            problems.append(f"Behaviour {code!r} is retired.")
+    if problems:
+        raise ApiError(422, "The request has invalid fields.", errors={"behaviours": problems})

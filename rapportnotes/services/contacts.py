@@ -1,0 +1,293 @@
+"""Contacts: create, read, edit, soft-delete and list, scoped to what the caller may see.
+
+The create path is the hot one (every contact a coach logs), so it writes with single Core
+INSERTs and builds the response from the validated values instead of reloading the row.
+Edits go through the ORM so ``version_id_col`` makes concurrent edits lose cleanly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, insert, or_, select
+from sqlalchemy.orm import Session
+
+from rapportnotes.errors import ApiError
+from rapportnotes.models import Contact, ContactBehaviour, User
+from rapportnotes.models.types import utcnow
+from rapportnotes.schemas.fields import iso_z
+from rapportnotes.security import supervised_coach_ids
+from rapportnotes.services.behaviours import check_codes
+from rapportnotes.services.timezones import local_date, local_range_utc
+
+OPTIONAL = ("setting", "notes", "peer_rating", "external_id")
+
+
+def contact_json(c: Any, codes: list[str]) -> dict[str, Any]:
+    return {
+        "id": str(c.id),
+        "coach_id": str(c.coach_id),
+        "peer_ref": c.peer_ref,
+        "occurred_at": iso_z(c.occurred_at),
+        "duration_minutes": c.duration_minutes,
+        "modality": c.modality,
+        "setting": c.setting,
+        "behaviours": sorted(codes),
+        "notes": c.notes,
+        "peer_rating": c.peer_rating,
+        "external_id": c.external_id,
+        "created_at": iso_z(c.created_at),
+        "updated_at": iso_z(c.updated_at),
+        "version": c.version,
+        "deleted": bool(c.deleted),
+    }
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def _external_id_conflict() -> ApiError:
+    return ApiError(
+        409, "external_id is already used in this organisation.", errors={"external_id": ["Already used."]}
+    )
+
+
+def _check_external_id(
+    session: Session, org_id: uuid.UUID, external_id: str | None, exclude: uuid.UUID | None = None
+) -> None:
+    if external_id is None:
+        return
+    q = select(Contact.id).where(Contact.organisation_id == org_id, Contact.external_id == external_id)
+    if exclude is not None:
+        q = q.where(Contact.id != exclude)
+    if session.scalar(q) is not None:
+        raise _external_id_conflict()
+
+
+def create_contact(
+    session: Session, *, org_id: uuid.UUID, tz: str, coach_id: uuid.UUID, data: dict[str, Any]
+) -> dict[str, Any]:
+    """Insert a contact and its tags; return its JSON. Validation of the body is already done."""
+    codes = data.get("behaviours") or []
+    check_codes(session, org_id, codes)
+    _check_external_id(session, org_id, data.get("external_id"))
+    now = utcnow()
+    row = {
+        "organisation_id": org_id,
+        "id": uuid.uuid4(),
+        "coach_id": coach_id,
+        "peer_ref": data["peer_ref"],
+        "occurred_at": data["occurred_at"],
+        "local_date": local_date(data["occurred_at"], tz),
+        "duration_minutes": data["duration_minutes"],
+        "modality": data["modality"],
+        "setting": data.get("setting"),
+        "notes": data.get("notes"),
+        "peer_rating": data.get("peer_rating"),
+        "external_id": data.get("external_id"),
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+        "deleted": False,
+        "deleted_at": None,
+    }
+    session.execute(insert(Contact), [row])
+    if codes:
+        session.execute(
+            insert(ContactBehaviour),
+            [{"organisation_id": org_id, "contact_id": row["id"], "code": c} for c in codes],
+        )
+    return contact_json(_Row(row), codes)
+
+
+class _Row:
+    """Attribute access over the inserted values, so ``contact_json`` serves both paths."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+def codes_for(
+    session: Session, org_id: uuid.UUID, contact_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[str]]:
+    out: dict[uuid.UUID, list[str]] = {cid: [] for cid in contact_ids}
+    if not contact_ids:
+        return out
+    rows = session.execute(
+        select(ContactBehaviour.contact_id, ContactBehaviour.code).where(
+            ContactBehaviour.organisation_id == org_id, ContactBehaviour.contact_id.in_(contact_ids)
+        )
+    )
+    for cid, code in rows:
+        out[cid].append(code)
+    return out
+
+
+def visible_coaches(user: User) -> set[uuid.UUID] | None:
+    """The coach ids whose contacts ``user`` may see; None means the whole organisation."""
+    if user.role == "admin":
+        return None
+    if user.role == "supervisor":
+        return supervised_coach_ids(user) | {user.id}
+    return {user.id}
+
+
+def get_visible(session: Session, user: User, contact_id: uuid.UUID) -> Contact:
+    """A live contact the caller may see, else 404 (never revealing that it exists)."""
+    c = session.get(Contact, (user.organisation_id, contact_id))
+    allowed = visible_coaches(user)
+    if c is None or c.deleted or (allowed is not None and c.coach_id not in allowed):
+        raise ApiError(404, "No such contact.")
+    return c
+
+
+def require_owner(user: User, contact: Contact) -> None:
+    """Only the coach who logged a contact changes it; others who can see it get 403."""
+    if contact.coach_id != user.id:
+        raise ApiError(403, "Only the coach who logged this contact may change it.")
+
+
+def update_contact(session: Session, contact: Contact, data: dict[str, Any], tz: str) -> list[str]:
+    """Apply a validated PATCH; returns the contact's codes afterwards."""
+    current = codes_for(session, contact.organisation_id, [contact.id])[contact.id]
+    for field in ("peer_ref", "occurred_at", "duration_minutes", "modality"):
+        if field in data:
+            if data[field] is None:
+                raise ApiError(
+                    422, "The request has invalid fields.", errors={field: ["Field may not be null."]}
+                )
+            setattr(contact, field, data[field])
+    if "occurred_at" in data:
+        contact.local_date = local_date(data["occurred_at"], tz)
+    if "external_id" in data:
+        _check_external_id(session, contact.organisation_id, data["external_id"], exclude=contact.id)
+    for field in OPTIONAL:
+        if field in data:
+            setattr(contact, field, data[field])
+    codes = current
+    if "behaviours" in data:
+        codes = list(data["behaviours"] or [])
+        check_codes(session, contact.organisation_id, codes, allowed_retired=current)
+        old, new = set(current), set(codes)
+        if old - new:
+            session.query(ContactBehaviour).filter(
+                ContactBehaviour.organisation_id == contact.organisation_id,
+                ContactBehaviour.contact_id == contact.id,
+                ContactBehaviour.code.in_(old - new),
+            ).delete(synchronize_session=False)
+        for code in new - old:
+            session.add(
+                ContactBehaviour(organisation_id=contact.organisation_id, contact_id=contact.id, code=code)
+            )
+    contact.updated_at = utcnow()
+    session.flush()  # version check: a concurrent edit makes this raise StaleDataError
+    return codes
+
+
+def soft_delete(session: Session, contact: Contact) -> None:
+    now = utcnow()
+    contact.deleted = True
+    contact.deleted_at = now
+    contact.updated_at = now
+    session.flush()
+
+
+@dataclass
+class ListFilters:
+    coach_id: uuid.UUID | None = None
+    peer_ref: str | None = None
+    first: date | None = None
+    last: date | None = None
+    behaviour: str | None = None
+    modality: str | None = None
+    updated_since: datetime | None = None
+    include_deleted: bool = False
+
+
+def list_contacts(
+    session: Session,
+    user: User,
+    f: ListFilters,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+    settle: timedelta,
+) -> tuple[list[dict[str, Any]], tuple[datetime, uuid.UUID] | None]:
+    """One page of visible contacts and the key to continue after it (None at the end).
+
+    Normal listing: newest first, keyset on (occurred_at, id) descending. Sync
+    (``updated_since``): oldest change first, keyset on (updated_at, id) ascending, tombstones
+    included, and only changes older than ``settle`` — so a write whose transaction commits
+    late can never land behind a cursor a client has already passed.
+    """
+    org = user.organisation_id
+    q = select(Contact).where(Contact.organisation_id == org)
+    allowed = visible_coaches(user)
+    if allowed is not None:
+        q = q.where(Contact.coach_id.in_(allowed))
+    if f.coach_id is not None:
+        q = q.where(Contact.coach_id == f.coach_id)
+    if f.peer_ref is not None:
+        q = q.where(Contact.peer_ref == f.peer_ref)
+    if f.first is not None:
+        q = q.where(Contact.local_date >= f.first)
+    if f.last is not None:
+        q = q.where(Contact.local_date <= f.last)
+    if f.modality is not None:
+        q = q.where(Contact.modality == f.modality)
+    if f.behaviour is not None:
+        q = q.where(
+            exists().where(
+                ContactBehaviour.organisation_id == Contact.organisation_id,
+                ContactBehaviour.contact_id == Contact.id,
+                ContactBehaviour.code == f.behaviour,
+            )
+        )
+    sync = f.updated_since is not None
+    if sync:
+        q = q.where(Contact.updated_at >= f.updated_since, Contact.updated_at <= utcnow() - settle)
+        if after is not None:
+            q = q.where(
+                or_(
+                    Contact.updated_at > after[0], and_(Contact.updated_at == after[0], Contact.id > after[1])
+                )
+            )
+        q = q.order_by(Contact.updated_at, Contact.id)
+    else:
+        if not f.include_deleted:
+            q = q.where(Contact.deleted.is_(False))
+        if after is not None:
+            q = q.where(
+                or_(
+                    Contact.occurred_at < after[0],
+                    and_(Contact.occurred_at == after[0], Contact.id < after[1]),
+                )
+            )
+        q = q.order_by(Contact.occurred_at.desc(), Contact.id.desc())
+    rows = list(session.scalars(q.limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    codes = codes_for(session, org, [c.id for c in rows])
+    items = [contact_json(c, codes[c.id]) for c in rows]
+    last = rows[-1] if more else None
+    key = None
+    if last is not None:
+        key = (last.updated_at, last.id) if sync else (last.occurred_at, last.id)
+    return items, key
+
+
+__all__ = [
+    "ListFilters",
+    "contact_json",
+    "create_contact",
+    "etag",
+    "get_visible",
+    "list_contacts",
+    "local_range_utc",
+    "require_owner",
+    "soft_delete",
+    "update_contact",
+]
