@@ -1,0 +1,87 @@
+"""Coach and team reports, as JSON or CSV (SPEC §5 Reports, §6)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, Response, request
+
+from rapportnotes.api.common import actor_for, bad_query, date_arg, query_args
+from rapportnotes.api.teams import get_visible_team
+from rapportnotes.errors import ApiError
+from rapportnotes.extensions import db
+from rapportnotes.models import User
+from rapportnotes.security import may_see_coach, me, parse_id, roles_required
+from rapportnotes.services import report_csv, reports
+from rapportnotes.services.audit import record_event
+from rapportnotes.services.timezones import today
+
+bp = Blueprint("reports", __name__)
+
+
+def _period(args, tz: str) -> reports.Period:
+    last = date_arg(args, "to") or today(tz)
+    first = date_arg(args, "from") or last - timedelta(days=reports.DEFAULT_SPAN_DAYS - 1)
+    if first > last:
+        raise bad_query("from", "Must not be after 'to'.")
+    if (last - first).days + 1 > reports.MAX_SPAN_DAYS:
+        raise bad_query("to", f"The period may span at most {reports.MAX_SPAN_DAYS} days.")
+    return reports.Period(first, last)
+
+
+def _wants_csv(args) -> bool:
+    fmt = args.get("format")
+    if fmt is not None:
+        if fmt not in ("json", "csv"):
+            raise bad_query("format", "Must be json or csv.")
+        return fmt == "csv"
+    best = request.accept_mimetypes.best_match(["application/json", "text/csv"])
+    return (
+        best == "text/csv"
+        and request.accept_mimetypes["text/csv"] > request.accept_mimetypes["application/json"]
+    )
+
+
+def _csv(text: str, filename: str) -> Response:
+    resp = Response(text, mimetype="text/csv")
+    resp.headers["Content-Type"] = "text/csv; charset=utf-8"
+    resp.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return resp
+
+
+@bp.get("/coaches/<coach_id>/report")
+@roles_required("coach", "supervisor", "admin")
+def coach(coach_id: str):
+    user = me()
+    args = query_args({"from", "to", "bucket", "format"})
+    cid = parse_id(coach_id, "coach")
+    target = db.session.get(User, (user.organisation_id, cid))
+    if target is None or target.role == "admin" or not may_see_coach(user, cid):
+        raise ApiError(404, "No such coach.")
+    period = _period(args, user.organisation.timezone)
+    bucket = args.get("bucket", "week")
+    if bucket not in reports.BUCKETS:
+        raise bad_query("bucket", "Must be day, week or month.")
+    as_csv = _wants_csv(args)
+    report = reports.coach_report(db.session, target, period, bucket)
+    record_event(db.session, actor_for(user), "report.coach", target_type="user", target_id=cid)
+    db.session.commit()
+    if as_csv:
+        return _csv(report_csv.coach_csv(report), f"coach-report-{cid}-{period.first}-{period.last}.csv")
+    return report
+
+
+@bp.get("/teams/<team_id>/report")
+@roles_required("supervisor", "admin")
+def team(team_id: str):
+    user = me()
+    args = query_args({"from", "to", "format"})
+    t = get_visible_team(team_id)
+    period = _period(args, user.organisation.timezone)
+    as_csv = _wants_csv(args)
+    report = reports.team_report(db.session, t, period)
+    record_event(db.session, actor_for(user), "report.team", target_type="team", target_id=t.id)
+    db.session.commit()
+    if as_csv:
+        return _csv(report_csv.team_csv(report), f"team-report-{t.id}-{period.first}-{period.last}.csv")
+    return report

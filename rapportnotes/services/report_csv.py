@@ -1,0 +1,69 @@
+"""Reports as CSV for spreadsheets. Any cell that a spreadsheet could run as a formula is
+neutralised with a leading apostrophe (OWASP CSV injection guidance)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+TOTAL_FIELDS = (
+    "contacts",
+    "minutes",
+    "distinct_peers",
+    "behaviour_tags",
+    "supportive_tags",
+    "counterproductive_tags",
+    "rated_contacts",
+    "mean_peer_rating",
+)
+
+
+def safe_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    text = str(value)
+    if isinstance(value, str) and text.startswith(_FORMULA_START):
+        return "'" + text
+    return text
+
+
+def _render(header: list[str], rows: list[list[Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow([safe_cell(h) for h in header])
+    for row in rows:
+        writer.writerow([safe_cell(v) for v in row])
+    return buf.getvalue()
+
+
+def coach_csv(report: dict[str, Any]) -> str:
+    """One row per bucket: start, contacts, minutes, then one column per behaviour code."""
+    codes = [b["code"] for b in report["behaviours"]]
+    rows = [
+        [s["start"], s["contacts"], s["minutes"], *(s["behaviours"].get(c, 0) for c in codes)]
+        for s in report["series"]
+    ]
+    return _render(["start", "contacts", "minutes", *codes], rows)
+
+
+def team_csv(report: dict[str, Any]) -> str:
+    """One row per coach, then a ``team total`` row (empty coach_id); a column per code."""
+    codes = list(report["coaches"][0]["behaviours"]) if report["coaches"] else []
+    rows = []
+    for row in report["coaches"]:
+        t = row["totals"]
+        rows.append(
+            [
+                row["coach"]["id"],
+                row["coach"]["display_name"],
+                *(t[f] for f in TOTAL_FIELDS),
+                *(row["behaviours"].get(c, 0) for c in codes),
+            ]
+        )
+    t = report["totals"]
+    team_counts = [sum(r["behaviours"].get(c, 0) for r in report["coaches"]) for c in codes]
+    rows.append(["", "team total", *(t[f] for f in TOTAL_FIELDS), *team_counts])
+    return _render(["coach_id", "display_name", *TOTAL_FIELDS, *codes], rows)
