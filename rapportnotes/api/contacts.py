@@ -83,8 +83,9 @@ def create():
             replay = idempotency.lookup(db.session, user.organisation_id, str(user.id), key, digest)
             if replay is not None:
                 return _created(replay.body, replay.status)
-        raise ApiError(409, "external_id is already used in this organisation.",
-                       errors={"external_id": ["Already used."]})
+        if data.get("external_id") is not None:  # lost a race for the same external_id
+            svc.check_external_id(db.session, user.organisation_id, data["external_id"])
+        raise
     return _created(body)
 
 
@@ -176,8 +177,9 @@ def update(contact_id: str):
         raise ApiError(412, "The contact was changed by another request; read it again.")
     except IntegrityError:
         db.session.rollback()
-        raise ApiError(409, "external_id is already used in this organisation.",
-                       errors={"external_id": ["Already used."]})
+        if data.get("external_id") is not None:
+            svc.check_external_id(db.session, user.organisation_id, data["external_id"], exclude=c.id)
+        raise
     return body, 200, {"ETag": svc.etag(body["version"])}
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, insert, or_, select
+from sqlalchemy import and_, delete, exists, insert, or_, select
 from sqlalchemy.orm import Session
 
 from rapportnotes.errors import ApiError
@@ -56,7 +56,7 @@ def _external_id_conflict() -> ApiError:
     )
 
 
-def _check_external_id(
+def check_external_id(
     session: Session, org_id: uuid.UUID, external_id: str | None, exclude: uuid.UUID | None = None
 ) -> None:
     if external_id is None:
@@ -74,7 +74,7 @@ def create_contact(
     """Insert a contact and its tags; return its JSON. Validation of the body is already done."""
     codes = data.get("behaviours") or []
     check_codes(session, org_id, codes)
-    _check_external_id(session, org_id, data.get("external_id"))
+    check_external_id(session, org_id, data.get("external_id"))
     now = utcnow()
     row = {
         "organisation_id": org_id,
@@ -152,40 +152,49 @@ def require_owner(user: User, contact: Contact) -> None:
 
 
 def update_contact(session: Session, contact: Contact, data: dict[str, Any], tz: str) -> list[str]:
-    """Apply a validated PATCH; returns the contact's codes afterwards."""
+    """Apply a validated PATCH; returns the contact's codes afterwards.
+
+    Nothing is flushed until the end, so the row's version goes up exactly once per edit (and a
+    concurrent edit of the same version makes that one flush raise ``StaleDataError``).
+    """
     current = codes_for(session, contact.organisation_id, [contact.id])[contact.id]
-    for field in ("peer_ref", "occurred_at", "duration_minutes", "modality"):
-        if field in data:
-            if data[field] is None:
-                raise ApiError(
-                    422, "The request has invalid fields.", errors={field: ["Field may not be null."]}
-                )
-            setattr(contact, field, data[field])
-    if "occurred_at" in data:
-        contact.local_date = local_date(data["occurred_at"], tz)
-    if "external_id" in data:
-        _check_external_id(session, contact.organisation_id, data["external_id"], exclude=contact.id)
-    for field in OPTIONAL:
-        if field in data:
-            setattr(contact, field, data[field])
-    codes = current
-    if "behaviours" in data:
-        codes = list(data["behaviours"] or [])
-        check_codes(session, contact.organisation_id, codes, allowed_retired=current)
-        old, new = set(current), set(codes)
-        if old - new:
-            session.query(ContactBehaviour).filter(
+    with session.no_autoflush:
+        for field in ("peer_ref", "occurred_at", "duration_minutes", "modality", *OPTIONAL):
+            if field in data:
+                setattr(contact, field, data[field])
+        if "occurred_at" in data:
+            contact.local_date = local_date(data["occurred_at"], tz)
+        if "external_id" in data:
+            check_external_id(session, contact.organisation_id, data["external_id"], exclude=contact.id)
+        codes = current
+        if "behaviours" in data:
+            codes = list(data["behaviours"] or [])
+            check_codes(session, contact.organisation_id, codes, allowed_retired=current)
+            _replace_tags(session, contact, set(current), set(codes))
+        contact.updated_at = utcnow()
+    session.flush()
+    return codes
+
+
+def _replace_tags(session: Session, contact: Contact, old: set[str], new: set[str]) -> None:
+    if old - new:
+        session.execute(
+            delete(ContactBehaviour)
+            .where(
                 ContactBehaviour.organisation_id == contact.organisation_id,
                 ContactBehaviour.contact_id == contact.id,
                 ContactBehaviour.code.in_(old - new),
-            ).delete(synchronize_session=False)
-        for code in new - old:
-            session.add(
-                ContactBehaviour(organisation_id=contact.organisation_id, contact_id=contact.id, code=code)
             )
-    contact.updated_at = utcnow()
-    session.flush()  # version check: a concurrent edit makes this raise StaleDataError
-    return codes
+            .execution_options(synchronize_session=False)
+        )
+    if new - old:
+        session.execute(
+            insert(ContactBehaviour),
+            [
+                {"organisation_id": contact.organisation_id, "contact_id": contact.id, "code": c}
+                for c in sorted(new - old)
+            ],
+        )
 
 
 def soft_delete(session: Session, contact: Contact) -> None:
