@@ -68,14 +68,14 @@ def create():
     if data.get("coach_id") not in (None, user.id):
         raise ApiError(422, "You can only log your own contacts.",
                        errors={"coach_id": ["Must be your own id (or left out)."]})
-    body = svc.create_contact(db.session, org_id=user.organisation_id,
-                              tz=user.organisation.timezone, coach_id=user.id, data=data)
-    if key is not None:
-        idempotency.store(db.session, user.organisation_id, str(user.id), key, digest, 201, body,
-                          body["id"], current_app.config["IDEMPOTENCY_TTL_HOURS"])
-    record_event(db.session, actor_for(user), "contact.create", target_type="contact",
-                 target_id=body["id"], status=201)
     try:
+        body = svc.create_contact(db.session, org_id=user.organisation_id,
+                                  tz=user.organisation.timezone, coach_id=user.id, data=data)
+        if key is not None:
+            idempotency.store(db.session, user.organisation_id, str(user.id), key, digest, 201, body,
+                              body["id"], current_app.config["IDEMPOTENCY_TTL_HOURS"])
+        record_event(db.session, actor_for(user), "contact.create", target_type="contact",
+                     target_id=body["id"], status=201)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()

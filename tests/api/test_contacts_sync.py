@@ -1,0 +1,274 @@
+"""Listing, filters, keyset pagination, sync, idempotency and concurrent edits."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rapportnotes.models import Contact, IdempotencyRecord
+from tests.support.problems import assert_problem
+
+URL = "/api/v1/contacts"
+BASE = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def make(client, user, i=0, **over):
+    b = {
+        "peer_ref": f"P-{i % 3}",
+        "occurred_at": (BASE - timedelta(hours=i)).isoformat(),
+        "duration_minutes": 10 + i,
+        "modality": ["phone", "video"][i % 2],
+        "behaviours": ["empathy"] if i % 2 else ["hope", "judging"],
+    }
+    b.update(over)
+    r = client.post(URL, json=b, headers=user.headers)
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()
+
+
+def walk(client, user, query="", limit=3):
+    seen, url, pages = [], f"{URL}?limit={limit}{query}", 0
+    while url:
+        r = client.get(url, headers=user.headers)
+        assert r.status_code == 200, r.get_json()
+        data = r.get_json()
+        seen.extend(data["items"])
+        pages += 1
+        if data["next_cursor"]:
+            link = r.headers["Link"]
+            assert link.endswith('; rel="next"') and data["next_cursor"] in link
+            url = link[1 : link.index(">")]
+        else:
+            assert "Link" not in r.headers
+            url = None
+        assert pages < 100
+    return seen
+
+
+def test_pages_cover_everything_once_newest_first(client, cast):
+    made = [make(client, cast.coach, i) for i in range(8)]
+    seen = walk(client, cast.coach)
+    assert [c["id"] for c in seen] == [c["id"] for c in made]  # made newest first
+    keys = [(c["occurred_at"], c["id"]) for c in seen]
+    assert keys == sorted(keys, reverse=True)
+
+
+def test_filters(client, cast, world):
+    made = [make(client, cast.coach, i) for i in range(6)]
+    make(client, cast.coach2, 0, peer_ref="P-0")
+    h = cast.supervisor.headers
+
+    def ids(q):
+        r = client.get(f"{URL}?{q}", headers=h)
+        assert r.status_code == 200, r.get_json()
+        return {c["id"] for c in r.get_json()["items"]}
+
+    assert ids(f"coach_id={cast.coach.id}") == {c["id"] for c in made}
+    assert ids(f"coach_id={cast.coach.id}&peer_ref=P-0") == {made[0]["id"], made[3]["id"]}
+    assert ids(f"coach_id={cast.coach.id}&modality=video") == {made[1]["id"], made[3]["id"], made[5]["id"]}
+    assert ids(f"coach_id={cast.coach.id}&behaviour=judging") == {made[0]["id"], made[2]["id"], made[4]["id"]}
+    assert ids("from=2025-06-01&to=2025-06-01") == {c["id"] for c in made} | ids("coach_id=" + cast.coach2.id)
+    assert ids("from=2025-06-02") == set()
+    assert ids(f"coach_id={cast.lone_coach.id}") == set()  # not supervised: nothing, no error
+
+
+def test_date_filters_use_the_organisation_time_zone(client, world):
+    org = world.org(timezone="Europe/London")
+    coach = world.user(org, "coach")
+    # 23:30 UTC on 30 June is 00:30 on 1 July in London (BST).
+    c = make(client, coach, occurred_at="2025-06-30T23:30:00Z")
+    got = client.get(f"{URL}?from=2025-07-01&to=2025-07-01", headers=coach.headers).get_json()["items"]
+    assert [x["id"] for x in got] == [c["id"]]
+    assert client.get(f"{URL}?to=2025-06-30", headers=coach.headers).get_json()["items"] == []
+
+
+def test_bad_query_parameters_are_422(client, cast):
+    h = cast.coach.headers
+    for q, field in [
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("limit=abc", "limit"),
+        ("limit=1.5", "limit"),
+        ("cursor=%%%", "cursor"),
+        ("cursor=WyJ4Il0", "cursor"),
+        ("from=2025-13-01", "from"),
+        ("to=yesterday", "to"),
+        ("from=2025-02-02&to=2025-02-01", "from"),
+        ("modality=fax", "modality"),
+        ("updated_since=2025-01-01T00:00:00", "updated_since"),
+        ("updated_since=2025-01-01", "updated_since"),
+        ("include_deleted=yes", "include_deleted"),
+        ("coach_id=xyz", "coach_id"),
+        ("peer_ref=a%20b", "peer_ref"),
+        ("sort=id", "sort"),
+        ("limit=5&limit=6", "limit"),
+        ("peer_ref=%00", "peer_ref"),
+    ]:
+        assert_problem(client.get(f"{URL}?{q}", headers=h), 422, field)
+
+
+def test_tampered_cursor_is_422(client, cast):
+    import base64
+    import json
+
+    for payload in (["x", "y"], ["2025-01-01T00:00:00Z", "not-a-uuid"], [1, 2], {"a": 1}):
+        tok = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+        assert_problem(client.get(f"{URL}?cursor={tok}", headers=cast.coach.headers), 422, "cursor")
+
+
+def test_sync_returns_changes_in_update_order_with_tombstones(client, cast, app):
+    app.config["SYNC_SETTLE_SECONDS"] = 0
+    try:
+        a = make(client, cast.coach, 1)
+        b = make(client, cast.coach, 2)
+        client.patch(f"{URL}/{a['id']}", json={"duration_minutes": 99}, headers=cast.coach.headers)
+        client.delete(f"{URL}/{b['id']}", headers=cast.coach.headers)
+        since = "2000-01-01T00:00:00Z"
+        seen = walk(client, cast.coach, f"&updated_since={since}", limit=1)
+        assert [(c["id"], c["deleted"]) for c in seen] == [(a["id"], False), (b["id"], True)]
+        keys = [(c["updated_at"], c["id"]) for c in seen]
+        assert keys == sorted(keys)
+        later = seen[-1]["updated_at"]
+        assert [c["id"] for c in walk(client, cast.coach, f"&updated_since={later}")] == [b["id"]]
+    finally:
+        app.config["SYNC_SETTLE_SECONDS"] = 2
+
+
+def test_sync_holds_back_changes_younger_than_the_settle_window(client, cast, app):
+    app.config["SYNC_SETTLE_SECONDS"] = 3600
+    try:
+        make(client, cast.coach, 1)
+        r = client.get(f"{URL}?updated_since=2000-01-01T00:00:00Z", headers=cast.coach.headers)
+        assert r.status_code == 200 and r.get_json()["items"] == []
+    finally:
+        app.config["SYNC_SETTLE_SECONDS"] = 2
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    n=st.integers(0, 12),
+    limit=st.integers(1, 5),
+    inserts=st.lists(st.integers(0, 40), max_size=4),
+    same_instant=st.booleans(),
+)
+def test_walking_pages_returns_every_contact_exactly_once_even_with_inserts(
+    client, world, n, limit, inserts, same_instant
+):
+    org = world.org()
+    coach = world.user(org, "coach")
+    existing = [make(client, coach, 0 if same_instant else i, peer_ref=f"E-{i}")["id"] for i in range(n)]
+    seen, url, page = [], f"{URL}?limit={limit}", 0
+    while url:
+        data = client.get(url, headers=coach.headers).get_json()
+        seen.extend(c["id"] for c in data["items"])
+        if page < len(inserts):  # a new contact arrives between pages
+            make(client, coach, inserts[page], peer_ref=f"N-{page}")
+        page += 1
+        url = f"{URL}?limit={limit}&cursor={data['next_cursor']}" if data["next_cursor"] else None
+    assert len(seen) == len(set(seen)), "a contact was returned twice"
+    assert set(existing) <= set(seen), "a contact that existed before paging was missed"
+
+
+# --- idempotency ------------------------------------------------------------------------------
+
+
+def test_idempotent_retry_replays_and_creates_nothing(client, cast, world):
+    h = {**cast.coach.headers, "Idempotency-Key": "retry-1"}
+    body = {
+        "peer_ref": "P",
+        "occurred_at": "2025-01-01T10:00:00Z",
+        "duration_minutes": 5,
+        "modality": "phone",
+    }
+    first = client.post(URL, json=body, headers=h)
+    again = client.post(URL, json=body, headers=h)
+    assert first.status_code == again.status_code == 201
+    assert again.get_json() == first.get_json()
+    assert again.headers["Location"] == first.headers["Location"] and again.headers["ETag"] == '"1"'
+    assert world.count(Contact) == 1
+    assert_problem(client.post(URL, json={**body, "duration_minutes": 6}, headers=h), 422, "Idempotency-Key")
+    assert world.count(Contact) == 1
+    # Keys are per caller: another coach may use the same key.
+    other = client.post(URL, json=body, headers={**cast.coach2.headers, "Idempotency-Key": "retry-1"})
+    assert other.status_code == 201 and other.get_json()["id"] != first.get_json()["id"]
+    assert world.count(Contact) == 2
+    assert ("contact.create", 201) in world.audit_actions(cast.org)
+
+
+def test_bad_idempotency_keys_are_422(client, cast, world):
+    body = {
+        "peer_ref": "P",
+        "occurred_at": "2025-01-01T10:00:00Z",
+        "duration_minutes": 5,
+        "modality": "phone",
+    }
+    for key in ("", "has space", "x" * 256, "caf\u00e9"):
+        h = {**cast.coach.headers, "Idempotency-Key": key}
+        assert_problem(client.post(URL, json=body, headers=h), 422, "Idempotency-Key")
+    assert world.count(Contact) == 0
+
+
+def test_expired_key_is_treated_as_new(client, cast, world):
+    h = {**cast.coach.headers, "Idempotency-Key": "old"}
+    body = {
+        "peer_ref": "P",
+        "occurred_at": "2025-01-01T10:00:00Z",
+        "duration_minutes": 5,
+        "modality": "phone",
+    }
+    client.post(URL, json=body, headers=h)
+
+    def expire(s):
+        for rec in s.query(IdempotencyRecord):
+            rec.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+
+    world.run(expire)
+    assert client.post(URL, json=body, headers=h).status_code == 201
+    assert world.count(Contact) == 2 and world.count(IdempotencyRecord) == 1
+
+
+def _race(app, n, fn):
+    barrier = threading.Barrier(n)
+    results = [None] * n
+
+    def run(i):
+        c = app.test_client()
+        barrier.wait()
+        results[i] = fn(c)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return results
+
+
+def test_concurrent_duplicate_posts_never_make_two_contacts(app, cast, world):
+    body = {
+        "peer_ref": "P",
+        "occurred_at": "2025-01-01T10:00:00Z",
+        "duration_minutes": 5,
+        "modality": "phone",
+    }
+    h = {**cast.coach.headers, "Idempotency-Key": f"race-{uuid.uuid4()}"}
+    results = _race(app, 4, lambda c: c.post(URL, json=body, headers=h))
+    statuses = sorted(r.status_code for r in results)
+    assert all(s in (201, 409) for s in statuses), statuses
+    assert world.count(Contact) == 1
+    ids = {r.get_json()["id"] for r in results if r.status_code == 201}
+    assert len(ids) == 1
+
+
+def test_concurrent_patches_with_the_same_etag_one_wins(app, client, cast, world):
+    c = make(client, cast.coach, 1)
+    h = {**cast.coach.headers, "If-Match": '"1"'}
+    results = _race(app, 4, lambda cl: cl.patch(f"{URL}/{c['id']}", json={"duration_minutes": 77}, headers=h))
+    statuses = sorted(r.status_code for r in results)
+    assert statuses.count(200) == 1 and statuses.count(412) == 3, statuses
+    got = client.get(f"{URL}/{c['id']}", headers=cast.coach.headers).get_json()
+    assert got["version"] == 2

@@ -1,0 +1,70 @@
+"""Retention: ``rapportnotes purge --older-than DAYS``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from rapportnotes.models import AuditEvent, Contact, ContactBehaviour, IdempotencyRecord
+
+
+def _contact(client, user, **over):
+    b = {
+        "peer_ref": "P",
+        "occurred_at": "2025-01-01T10:00:00Z",
+        "duration_minutes": 5,
+        "modality": "phone",
+        "behaviours": ["hope"],
+    }
+    b.update(over)
+    return client.post("/api/v1/contacts", json=b, headers=user.headers).get_json()
+
+
+def test_purge_removes_only_old_tombstones_and_expired_keys_and_is_audited(client, cast, world, runner):
+    old = _contact(client, cast.coach)
+    recent = _contact(client, cast.coach)
+    live = _contact(client, cast.coach)
+    client.post(
+        "/api/v1/contacts",
+        headers={**cast.coach.headers, "Idempotency-Key": "k"},
+        json={
+            "peer_ref": "P",
+            "occurred_at": "2025-01-01T10:00:00Z",
+            "duration_minutes": 5,
+            "modality": "phone",
+        },
+    )
+    for c in (old, recent):
+        assert client.delete(f"/api/v1/contacts/{c['id']}", headers=cast.coach.headers).status_code == 204
+
+    def age(s):
+        row = s.get(Contact, (__import__("uuid").UUID(cast.org), __import__("uuid").UUID(old["id"])))
+        row.deleted_at = datetime.now(UTC) - timedelta(days=40)
+        for rec in s.scalars(select(IdempotencyRecord)):
+            rec.expires_at = datetime.now(UTC) - timedelta(hours=1)
+
+    world.run(age)
+    before = world.count(Contact)
+    result = runner.invoke(args=["purge", "--older-than", "30"])
+    assert result.exit_code == 0, result.output
+    assert "contacts=1" in result.output and "idempotency_records=1" in result.output
+    assert world.count(Contact) == before - 1
+    remaining = world.run(lambda s: {str(i) for i in s.scalars(select(Contact.id))})
+    assert old["id"] not in remaining and {recent["id"], live["id"]} <= remaining
+    tags = world.run(lambda s: {str(c) for c in s.scalars(select(ContactBehaviour.contact_id))})
+    assert old["id"] not in tags  # tags go with the contact
+    events = world.run(
+        lambda s: [
+            (e.action, e.actor_type, e.target_id)
+            for e in s.scalars(select(AuditEvent).where(AuditEvent.action == "contacts.purge"))
+        ]
+    )
+    assert events == [("contacts.purge", "system", "count=1")]
+
+
+def test_purge_rejects_a_negative_age(runner, world):
+    result = runner.invoke(args=["purge", "--older-than", "-1"])
+    assert result.exit_code != 0
+    result = runner.invoke(args=["purge"])
+    assert result.exit_code != 0
