@@ -7,7 +7,7 @@ import uuid
 
 import click
 from flask import Flask
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, with_appcontext
 
 from rapportnotes.extensions import db
 
@@ -29,6 +29,7 @@ def main() -> None:
 
 
 @click.command("create-org")
+@with_appcontext
 @click.argument("name")
 @click.option("--timezone", default="UTC", show_default=True, help="IANA time zone name.")
 def create_org(name: str, timezone: str) -> None:
@@ -47,6 +48,7 @@ def create_org(name: str, timezone: str) -> None:
 
 
 @click.command("create-user")
+@with_appcontext
 @click.option("--org", "org_id", required=True, help="Organisation id.")
 @click.option("--email", required=True)
 @click.option("--role", required=True, type=click.Choice(["admin", "supervisor", "coach"]))
@@ -84,6 +86,7 @@ def create_user_cmd(org_id: str, email: str, role: str, display_name: str | None
 
 
 @click.command("seed-demo")
+@with_appcontext
 @click.option("--if-empty", is_flag=True, help="Do nothing unless the database has no users.")
 def seed_demo_cmd(if_empty: bool) -> None:
     """Load the demo organisation (idempotent) and print its logins."""
@@ -101,6 +104,7 @@ def seed_demo_cmd(if_empty: bool) -> None:
 
 
 @click.command("purge")
+@with_appcontext
 @click.option("--older-than", "days", required=True, type=click.IntRange(min=0),
               help="Hard-delete contacts soft-deleted more than DAYS days ago.")
 def purge_cmd(days: int) -> None:
