@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import uuid
 
 import click
@@ -10,6 +9,15 @@ from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 
 from rapportnotes.extensions import db
+
+
+def _audit(organisation_id: uuid.UUID, command: str, action: str, target_type: str,
+           target_id: object) -> None:
+    """Operator commands are audited like admin changes, with the system as the actor."""
+    from rapportnotes.services.audit import Actor, record_event
+
+    record_event(db.session, Actor(organisation_id, "system", f"cli:{command}"), action,
+                 target_type=target_type, target_id=target_id, status=201)
 
 
 def register(app: Flask) -> None:
@@ -34,15 +42,17 @@ def main() -> None:
 @click.option("--timezone", default="UTC", show_default=True, help="IANA time zone name.")
 def create_org(name: str, timezone: str) -> None:
     """Create an organisation (with the default taxonomy) and print its id."""
+    from rapportnotes.schemas.fields import text_problem
     from rapportnotes.services.organisations import create_organisation
 
     name = name.strip()
-    if not name or len(name) > 200:
-        raise click.BadParameter("must be 1-200 characters", param_hint="NAME")
+    if not name or len(name) > 200 or text_problem(name):
+        raise click.BadParameter("must be 1-200 printable characters", param_hint="NAME")
     try:
         org = create_organisation(db.session, name, timezone)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--timezone")
+    _audit(org.id, "create-org", "organisation.create", "organisation", org.id)
     db.session.commit()
     click.echo(str(org.id))
 
@@ -71,7 +81,7 @@ def create_user_cmd(org_id: str, email: str, role: str, display_name: str | None
         org = None
     if org is None:
         raise click.BadParameter("no such organisation", param_hint="--org")
-    password = sys.stdin.readline().rstrip("\r\n")
+    password = click.get_text_stream("stdin").readline().rstrip("\r\n")
     data = {"email": email, "display_name": display_name or email.split("@")[0],
             "role": role, "password": password}
     try:
@@ -81,6 +91,7 @@ def create_user_cmd(org_id: str, email: str, role: str, display_name: str | None
         raise click.UsageError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.messages.items()))
     except ApiError as exc:
         raise click.UsageError(exc.detail or "conflict")
+    _audit(org.id, "create-user", "user.create", "user", user.id)
     db.session.commit()
     click.echo(str(user.id))
 
@@ -93,6 +104,9 @@ def seed_demo_cmd(if_empty: bool) -> None:
     from rapportnotes.services.demo import DEMO_PASSWORD, seed_demo
 
     result = seed_demo(db.session, only_if_empty=if_empty)
+    if result is not None and result.created:
+        _audit(result.organisation_id, "seed-demo", "organisation.create", "organisation",
+               result.organisation_id)
     db.session.commit()
     if result is None:
         click.echo("Database already has data; demo not loaded.")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from datetime import datetime, timedelta
 
 from flask import Blueprint
 
@@ -18,7 +19,7 @@ from rapportnotes.api.common import (
 )
 from rapportnotes.extensions import db
 from rapportnotes.schemas.fields import iso_z
-from rapportnotes.security import me, parse_id, roles_required
+from rapportnotes.security import me, roles_required
 from rapportnotes.services.audit import list_events_query
 from rapportnotes.services.timezones import local_range_utc
 
@@ -26,7 +27,9 @@ bp = Blueprint("audit", __name__, url_prefix="/audit")
 
 
 def _bound(args, name: str, tz: str, end: bool) -> datetime | None:
-    """``from``/``to`` take a date (organisation time zone, inclusive) or an RFC 3339 instant."""
+    """``from``/``to`` take a date (organisation time zone) or an RFC 3339 instant, both
+    inclusive. The upper bound comes back exclusive: the next day's start, or the instant plus
+    one microsecond (the storage resolution on both databases)."""
     raw = args.get(name)
     if raw is None:
         return None
@@ -34,7 +37,30 @@ def _bound(args, name: str, tz: str, end: bool) -> datetime | None:
         day = date_arg(args, name)
         start, stop = local_range_utc(day, day, tz)
         return stop if end else start
-    return timestamp_arg(args, name)
+    instant = timestamp_arg(args, name)
+    return instant + timedelta(microseconds=1) if end else instant
+
+
+def _id_filter(args, name: str) -> str | None:
+    """Ids are matched in their stored (canonical) spelling, whatever case the caller used."""
+    raw = args.get(name)
+    try:
+        return None if raw is None else str(uuid.UUID(raw))
+    except ValueError:
+        return raw  # actor ids of clients and the system are not all UUIDs
+
+
+def _after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    values = decode_cursor(cursor, 2)
+    if values is None:
+        return None
+    try:
+        at, eid = datetime.fromisoformat(values[0]), uuid.UUID(values[1])
+    except ValueError:
+        raise bad_query("cursor", "Invalid cursor.")
+    if at.tzinfo is None:
+        raise bad_query("cursor", "Invalid cursor.")
+    return at, eid
 
 
 def _event_json(e) -> dict:
@@ -61,22 +87,15 @@ def list_():
     limit = int_arg(args, "limit", 50, 1, 200)
     since, until = _bound(args, "from", tz, False), _bound(args, "to", tz, True)
     if since and until and since >= until:
-        raise bad_query("from", "Must be before 'to'.")
-    cur = decode_cursor(args.get("cursor"), 2)
-    after = None
-    if cur:
-        try:
-            after = (datetime.fromisoformat(cur[0].replace("Z", "+00:00")), parse_id(cur[1]))
-        except Exception:
-            raise bad_query("cursor", "Invalid cursor.")
+        raise bad_query("from", "Must not be after 'to'.")
     q = list_events_query(
         admin.organisation_id,
-        actor_id=args.get("actor_id"),
+        actor_id=_id_filter(args, "actor_id"),
         action=args.get("action"),
-        target_id=args.get("target_id"),
+        target_id=_id_filter(args, "target_id"),
         since=since,
         until=until,
-        after=after,
+        after=_after(args.get("cursor")),
         limit=limit + 1,
     )
     rows = list(db.session.scalars(q))

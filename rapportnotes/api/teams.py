@@ -24,12 +24,10 @@ from rapportnotes.models import Team, TeamMember, User
 from rapportnotes.schemas.team import MemberIn, TeamIn, TeamOut, TeamPatch
 from rapportnotes.security import me, parse_id, roles_required, supervises_team
 from rapportnotes.services.audit import record_event
+from rapportnotes.services.organisations import may_hold_membership
 
 bp = Blueprint("teams", __name__, url_prefix="/teams")
 _out = TeamOut()
-
-# Which user roles may hold which membership role.
-_MEMBER_FOR_ROLE = {"coach": {"coach", "supervisor"}, "supervisor": {"supervisor", "admin"}}
 
 
 def get_visible_team(team_id: str) -> Team:
@@ -54,12 +52,15 @@ def _conflict() -> ApiError:
                     errors={"name": ["Already in use."]})
 
 
-def _commit_or_conflict() -> None:
+def _commit_or_conflict(organisation_id, name: str, exclude=None) -> None:
+    """Commit; a concurrent request that took the name first is a 409, anything else re-raises."""
     try:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise _conflict()
+        if _name_taken(organisation_id, name, exclude):
+            raise _conflict()
+        raise
 
 
 @bp.post("")
@@ -69,12 +70,11 @@ def create():
     data = load_body(TeamIn())
     if _name_taken(admin.organisation_id, data["name"]):
         raise _conflict()
-    team = Team(organisation_id=admin.organisation_id, name=data["name"])
+    team = Team(organisation_id=admin.organisation_id, id=uuid.uuid4(), name=data["name"])
     db.session.add(team)
-    db.session.flush()
     record_event(db.session, actor_for(admin), "team.create", target_type="team",
                  target_id=team.id, status=201)
-    _commit_or_conflict()
+    _commit_or_conflict(admin.organisation_id, data["name"])
     return _out.dump(team), 201, {"Location": url_for("api.teams.get", team_id=team.id)}
 
 
@@ -118,13 +118,14 @@ def update(team_id: str):
     admin = me()
     team = get_visible_team(team_id)
     data = load_body(TeamPatch())
-    if "name" in data and data["name"] != team.name:
-        if _name_taken(admin.organisation_id, data["name"], exclude=team.id):
+    name = data.get("name", team.name)
+    if name != team.name:
+        if _name_taken(admin.organisation_id, name, exclude=team.id):
             raise _conflict()
-        team.name = data["name"]
+        team.name = name
     record_event(db.session, actor_for(admin), "team.update", target_type="team",
                  target_id=team.id)
-    _commit_or_conflict()
+    _commit_or_conflict(admin.organisation_id, name, exclude=team.id)
     return _out.dump(team)
 
 
@@ -138,7 +139,7 @@ def put_member(team_id: str, user_id: str):
     if user is None:
         raise not_found("user")
     data = load_body(MemberIn())
-    if user.role not in _MEMBER_FOR_ROLE[data["role"]]:
+    if not may_hold_membership(user.role, data["role"]):
         raise ApiError(422, "That user's role cannot hold this membership.",
                        errors={"role": [f"A {user.role} cannot be a {data['role']} member."]})
     member = db.session.get(TeamMember, (admin.organisation_id, team.id, uid))
@@ -148,8 +149,8 @@ def put_member(team_id: str, user_id: str):
         )
     else:
         member.role = data["role"]
-    record_event(db.session, actor_for(admin), "team.member_put", target_type="team",
-                 target_id=team.id)
+    record_event(db.session, actor_for(admin), "team.member_put", target_type="team_member",
+                 target_id=f"{team.id}/{uid}")
     db.session.commit()
     return _out.dump(team)
 
@@ -164,7 +165,7 @@ def delete_member(team_id: str, user_id: str):
     if member is None:
         raise not_found("team member")
     team.members.remove(member)
-    record_event(db.session, actor_for(admin), "team.member_delete", target_type="team",
-                 target_id=team.id)
+    record_event(db.session, actor_for(admin), "team.member_delete", target_type="team_member",
+                 target_id=f"{team.id}/{uid}")
     db.session.commit()
     return "", 204

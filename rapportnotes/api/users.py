@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, url_for
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from rapportnotes.api.common import (
     actor_for,
+    bad_query,
     decode_cursor,
     encode_cursor,
     int_arg,
@@ -16,12 +18,17 @@ from rapportnotes.api.common import (
 )
 from rapportnotes.errors import ApiError, not_found
 from rapportnotes.extensions import db
-from rapportnotes.models import User
+from rapportnotes.models import ROLES, TeamMember, User
 from rapportnotes.schemas.user import UserIn, UserOut, UserPatch
 from rapportnotes.security import me, parse_id, roles_required
 from rapportnotes.services import passwords, tokens
 from rapportnotes.services.audit import record_event
-from rapportnotes.services.organisations import create_user
+from rapportnotes.services.organisations import (
+    create_user,
+    email_conflict,
+    email_taken,
+    may_hold_membership,
+)
 
 bp = Blueprint("users", __name__, url_prefix="/users")
 _out = UserOut()
@@ -43,22 +50,27 @@ def create():
     user = create_user(db.session, admin.organisation_id, **data)
     record_event(db.session, actor_for(admin), "user.create", target_type="user",
                  target_id=user.id, status=201)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:  # a concurrent request took the email between check and insert
+        db.session.rollback()
+        if email_taken(db.session, data["email"]):
+            raise email_conflict()
+        raise
     return _out.dump(user), 201, {"Location": url_for("api.users.get", user_id=user.id)}
 
 
 @bp.get("")
 @roles_required("admin")
 def list_():
+    """Ordered by email (unique), keyset-paginated on it."""
     admin = me()
     args = query_args({"limit", "cursor", "role"})
     limit = int_arg(args, "limit", 50, 1, 200)
     after = decode_cursor(args.get("cursor"), 1)
     q = select(User).where(User.organisation_id == admin.organisation_id)
     if "role" in args:
-        if args["role"] not in ("coach", "supervisor", "admin"):
-            from rapportnotes.api.common import bad_query
-
+        if args["role"] not in ROLES:
             raise bad_query("role", "Must be coach, supervisor or admin.")
         q = q.where(User.role == args["role"])
     if after:
@@ -74,29 +86,53 @@ def get(user_id: str):
     return _out.dump(_get(user_id))
 
 
+def _check_memberships(user: User, new_role: str) -> None:
+    """A role change may not leave the user in a team role their new role cannot hold."""
+    held = set(db.session.scalars(
+        select(TeamMember.role).where(TeamMember.organisation_id == user.organisation_id,
+                                      TeamMember.user_id == user.id)
+    ))
+    if not all(may_hold_membership(new_role, r) for r in held):
+        raise ApiError(409, "The user's team memberships do not allow that role; change them first.",
+                       errors={"role": [f"The user is a team member who cannot be a {new_role}."]})
+
+
+def _update_action(user: User, data: dict) -> str:
+    """One event per change request, named after its most significant part."""
+    if "password" in data:
+        return "user.password_reset"
+    if "is_active" in data and data["is_active"] != user.is_active:
+        return "user.activate" if data["is_active"] else "user.deactivate"
+    if "role" in data and data["role"] != user.role:
+        return "user.role_change"
+    return "user.update"
+
+
 @bp.patch("/<user_id>")
 @roles_required("admin")
 def update(user_id: str):
+    """An admin may not deactivate or demote themself: the organisation keeps a way in."""
     admin = me()
     user = _get(user_id)
     data = load_body(UserPatch())
     if user.id == admin.id and (
-        data.get("is_active") is False or ("role" in data and data["role"] != "admin")
+        data.get("is_active") is False or data.get("role", "admin") != "admin"
     ):
         raise ApiError(409, "You cannot deactivate or demote yourself.")
-    ends_sessions = False
-    for field in ("display_name", "role"):
-        if field in data:
-            setattr(user, field, data[field])
-    if "is_active" in data and data["is_active"] != user.is_active:
+    if data.get("role", user.role) != user.role:
+        _check_memberships(user, data["role"])
+    action = _update_action(user, data)
+    ends_sessions = "password" in data or (data.get("is_active") is False and user.is_active)
+    if "display_name" in data:
+        user.display_name = data["display_name"]
+    if "role" in data:
+        user.role = data["role"]
+    if "is_active" in data:
         user.is_active = data["is_active"]
-        ends_sessions = not data["is_active"]
     if "password" in data:
         user.password_hash = passwords.hash_password(data["password"])
-        ends_sessions = True
     if ends_sessions:
         tokens.end_all_sessions(db.session, user)
-    record_event(db.session, actor_for(admin), "user.update", target_type="user",
-                 target_id=user.id)
+    record_event(db.session, actor_for(admin), action, target_type="user", target_id=user.id)
     db.session.commit()
     return _out.dump(user)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, insert, or_, select
+from sqlalchemy import and_, delete, exists, false, insert, or_, select
 from sqlalchemy.orm import Session
 
 from rapportnotes.errors import ApiError
@@ -267,7 +267,7 @@ def list_contacts(
         q = q.order_by(Contact.updated_at, Contact.id)
     else:
         if not f.include_deleted:
-            q = q.where(Contact.deleted.is_(False))
+            q = q.where(Contact.deleted == false())
         if after is not None:
             q = q.where(
                 or_(

@@ -38,15 +38,21 @@ _SETTINGS = [None, "community", "hospital", "recovery_center", "home_visit", "co
 class DemoResult:
     organisation_id: uuid.UUID
     logins: list[tuple[str, str]]
+    created: bool
 
 
 def seed_demo(session: Session, *, only_if_empty: bool = False,
               contacts_per_coach: int = 110, seed: int = 7) -> DemoResult | None:
-    """Create the demo organisation if it is not there yet; return its logins either way."""
+    """Create the demo organisation if it is not there yet; return its logins either way.
+
+    With ``only_if_empty``, a database that has users but no demo is left alone (``None``).
+    """
     logins = [(email, role) for email, _name, role in DEMO_USERS]
-    existing = session.scalar(select(User).where(User.email == DEMO_USERS[0][0]))
+    existing = session.scalar(
+        select(User).where(User.email.in_([email for email, _n, _r in DEMO_USERS]))
+    )
     if existing is not None:
-        return DemoResult(existing.organisation_id, logins)
+        return DemoResult(existing.organisation_id, logins, created=False)
     if only_if_empty and session.scalar(select(func.count()).select_from(User)):
         return None
 
@@ -66,7 +72,7 @@ def seed_demo(session: Session, *, only_if_empty: bool = False,
         team.members.append(TeamMember(organisation_id=org.id, user_id=users[key].id,
                                        role="coach"))
     _demo_contacts(session, org.id, users, contacts_per_coach, random.Random(seed))
-    return DemoResult(org.id, logins)
+    return DemoResult(org.id, logins, created=True)
 
 
 def _demo_contacts(session: Session, org_id: uuid.UUID, users: dict[str, User],

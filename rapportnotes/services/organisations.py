@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rapportnotes.errors import ApiError
@@ -13,8 +13,17 @@ from rapportnotes.services import passwords
 from rapportnotes.services.taxonomy import ensure_default_behaviours
 from rapportnotes.services.timezones import is_valid_zone
 
+# Which user roles may hold which team-membership role.
+_MEMBERSHIP = {"coach": {"coach", "supervisor"}, "supervisor": {"supervisor", "admin"}}
+
+
+def may_hold_membership(user_role: str, member_role: str) -> bool:
+    """A coach member is a coach or supervisor user; a supervisor member a supervisor or admin."""
+    return user_role in _MEMBERSHIP[member_role]
+
 
 def create_organisation(session: Session, name: str, timezone: str = "UTC") -> Organisation:
+    """A new organisation with the default taxonomy; ``ValueError`` for an unknown time zone."""
     if not is_valid_zone(timezone):
         raise ValueError(f"unknown time zone {timezone!r}")
     org = Organisation(id=uuid.uuid4(), name=name, timezone=timezone)
@@ -24,11 +33,18 @@ def create_organisation(session: Session, name: str, timezone: str = "UTC") -> O
     return org
 
 
-def email_taken(session: Session, email: str, exclude: uuid.UUID | None = None) -> bool:
-    q = select(User.id).where(func.lower(User.email) == email.strip().lower())
-    if exclude is not None:
-        q = q.where(User.id != exclude)
-    return session.scalar(q) is not None
+def normalise_email(email: str) -> str:
+    """Emails are stored lower-cased, which makes the plain unique index case-insensitive."""
+    return email.strip().lower()
+
+
+def email_taken(session: Session, email: str) -> bool:
+    """In use anywhere in the deployment (an equality lookup, so the unique index serves it)."""
+    return session.scalar(select(User.id).where(User.email == normalise_email(email))) is not None
+
+
+def email_conflict() -> ApiError:
+    return ApiError(409, "That email is already in use.", errors={"email": ["Already in use."]})
 
 
 def create_user(
@@ -43,11 +59,11 @@ def create_user(
 ) -> User:
     """Create a user; 409 when the email is in use anywhere in the deployment."""
     if email_taken(session, email):
-        raise ApiError(409, "That email is already in use.", errors={"email": ["Already in use."]})
+        raise email_conflict()
     user = User(
         id=uuid.uuid4(),
         organisation_id=organisation_id,
-        email=email.strip().lower(),
+        email=normalise_email(email),
         display_name=display_name,
         role=role,
         is_active=is_active,

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import false, func, select
 from sqlalchemy.orm import Session
 
 from rapportnotes.models import MODALITIES, Behaviour, Contact, ContactBehaviour, Team, User
@@ -63,7 +63,7 @@ class Period:
 def _live(org_id: uuid.UUID, first: date, last: date) -> list[Any]:
     return [
         Contact.organisation_id == org_id,
-        Contact.deleted.is_(False),
+        Contact.deleted == false(),
         Contact.local_date >= first,
         Contact.local_date <= last,
     ]

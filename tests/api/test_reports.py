@@ -1,0 +1,295 @@
+"""Reports over HTTP: shape, defaults, validation, who may read, CSV, audit, and the plan."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from rapportnotes.services.timezones import today
+from tests.support.problems import assert_problem
+
+MODS = ["in_person", "phone", "video", "text", "other"]
+
+
+def log(client, user, when, **over):
+    b = {
+        "peer_ref": "P-1",
+        "occurred_at": when,
+        "duration_minutes": 30,
+        "modality": "phone",
+        "behaviours": ["empathy", "judging"],
+        "peer_rating": 7,
+    }
+    b.update(over)
+    r = client.post("/api/v1/contacts", json=b, headers=user.headers)
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()
+
+
+def coach_url(cid, **q):
+    qs = "&".join(f"{k}={v}" for k, v in q.items())
+    return f"/api/v1/coaches/{cid}/report" + (f"?{qs}" if qs else "")
+
+
+def test_coach_report_shape_and_numbers(client, cast):
+    log(client, cast.coach, "2025-03-03T10:00:00Z", peer_rating=8)
+    log(
+        client,
+        cast.coach,
+        "2025-03-04T10:00:00Z",
+        peer_ref="P-2",
+        modality="video",
+        behaviours=["hope"],
+        duration_minutes=45,
+        peer_rating=None,
+    )
+    log(client, cast.coach, "2025-03-12T10:00:00Z", peer_rating=5, behaviours=[])
+    gone = log(client, cast.coach, "2025-03-05T10:00:00Z")
+    client.delete(f"/api/v1/contacts/{gone['id']}", headers=cast.coach.headers)
+    log(client, cast.coach, "2025-02-28T10:00:00Z")  # outside the period
+    r = client.get(
+        coach_url(cast.coach.id, **{"from": "2025-03-01", "to": "2025-03-14"}),
+        headers=cast.supervisor.headers,
+    )
+    assert r.status_code == 200, r.get_json()
+    rep = r.get_json()
+    assert rep["coach"]["id"] == cast.coach.id and rep["bucket"] == "week"
+    assert (rep["from"], rep["to"]) == ("2025-03-01", "2025-03-14")
+    assert rep["totals"] == {
+        "contacts": 3,
+        "minutes": 105,
+        "distinct_peers": 2,
+        "behaviour_tags": 3,
+        "supportive_tags": 2,
+        "counterproductive_tags": 1,
+        "rated_contacts": 2,
+        "mean_peer_rating": 6.5,
+    }
+    by = {b["code"]: b for b in rep["behaviours"]}
+    assert len(by) == 16 and by["empathy"]["count"] == 1 and by["empathy"]["share"] == 0.3333
+    assert by["hope"]["count"] == 1 and by["respect"] == {**by["respect"], "count": 0, "share": 0}
+    assert by["judging"]["polarity"] == "counterproductive" and by["judging"]["label"]
+    assert rep["modalities"] == [
+        {
+            "modality": m,
+            "contacts": {"phone": 2, "video": 1}.get(m, 0),
+            "minutes": {"phone": 60, "video": 45}.get(m, 0),
+        }
+        for m in MODS
+    ]
+    # 2025-03-01 is a Saturday: weeks start Mon 24 Feb, 3 Mar, 10 Mar.
+    assert [s["start"] for s in rep["series"]] == ["2025-02-24", "2025-03-03", "2025-03-10"]
+    assert [s["contacts"] for s in rep["series"]] == [0, 2, 1]
+    assert rep["series"][1]["behaviours"]["empathy"] == 1 and rep["series"][0]["behaviours"]["hope"] == 0
+
+
+def test_month_and_day_buckets_cover_the_period_without_gaps(client, cast):
+    log(client, cast.coach, "2025-01-31T12:00:00Z")
+    log(client, cast.coach, "2025-03-01T12:00:00Z")
+    rep = client.get(
+        coach_url(cast.coach.id, **{"from": "2025-01-15", "to": "2025-03-02", "bucket": "month"}),
+        headers=cast.coach.headers,
+    ).get_json()
+    assert [(s["start"], s["contacts"]) for s in rep["series"]] == [
+        ("2025-01-01", 1),
+        ("2025-02-01", 0),
+        ("2025-03-01", 1),
+    ]
+    rep = client.get(
+        coach_url(cast.coach.id, **{"from": "2025-02-27", "to": "2025-03-02", "bucket": "day"}),
+        headers=cast.coach.headers,
+    ).get_json()
+    assert [s["start"] for s in rep["series"]] == ["2025-02-27", "2025-02-28", "2025-03-01", "2025-03-02"]
+
+
+def test_default_period_is_the_last_30_days_by_week(client, cast):
+    rep = client.get(coach_url(cast.coach.id), headers=cast.coach.headers).get_json()
+    end = today("UTC")
+    assert rep["to"] == end.isoformat() and rep["from"] == (end - timedelta(days=29)).isoformat()
+    assert rep["bucket"] == "week" and rep["totals"]["contacts"] == 0
+    assert rep["totals"]["mean_peer_rating"] is None
+    assert all(b["share"] == 0 for b in rep["behaviours"])
+
+
+def test_retired_behaviours_appear_only_when_counted(client, cast):
+    log(client, cast.coach, "2025-03-03T10:00:00Z", behaviours=["fixing"])
+    client.patch("/api/v1/behaviours/fixing", json={"active": False}, headers=cast.admin.headers)
+    client.patch("/api/v1/behaviours/dismissing", json={"active": False}, headers=cast.admin.headers)
+    rep = client.get(
+        coach_url(cast.coach.id, **{"from": "2025-03-01", "to": "2025-03-31"}), headers=cast.coach.headers
+    ).get_json()
+    codes = [b["code"] for b in rep["behaviours"]]
+    assert "fixing" in codes and "dismissing" not in codes and len(codes) == 15
+
+
+def test_dst_change_days_count_in_local_time(client, world):
+    org = world.org(timezone="America/New_York")
+    coach = world.user(org, "coach")
+    # DST starts 2025-03-09 02:00 local. 04:30Z on the 10th is 00:30 EDT on the 10th;
+    # 04:30Z on the 9th is 23:30 EST on the 8th.
+    log(client, coach, "2025-03-10T04:30:00Z")
+    log(client, coach, "2025-03-09T04:30:00Z")
+    rep = client.get(
+        coach_url(coach.id, **{"from": "2025-03-08", "to": "2025-03-10", "bucket": "day"}),
+        headers=coach.headers,
+    ).get_json()
+    assert [(s["start"], s["contacts"]) for s in rep["series"]] == [
+        ("2025-03-08", 1),
+        ("2025-03-09", 0),
+        ("2025-03-10", 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"from": "2025-03-02", "to": "2025-03-01"}, "from"),
+        ({"from": "2023-01-01", "to": "2025-01-01"}, "to"),
+        ({"from": "2025-02-30"}, "from"),
+        ({"to": "20250301"}, "to"),
+        ({"bucket": "year"}, "bucket"),
+        ({"format": "xml"}, "format"),
+        ({"coach": "x"}, "coach"),
+    ],
+)
+def test_bad_report_queries_are_422(client, cast, world, query, field):
+    before = len(world.audit_actions(cast.org))
+    assert_problem(client.get(coach_url(cast.coach.id, **query), headers=cast.coach.headers), 422, field)
+    assert len(world.audit_actions(cast.org)) == before
+
+
+def test_span_of_exactly_731_days_is_allowed(client, cast):
+    r = client.get(
+        coach_url(cast.coach.id, **{"from": "2023-01-01", "to": "2024-12-31"}), headers=cast.coach.headers
+    )
+    assert r.status_code == 200 and len(r.get_json()["series"]) == 106  # Mon 2022-12-26 .. Mon 2024-12-30
+
+
+def test_who_may_read_a_coach_report(client, cast):
+    ok = {
+        "coach": [cast.coach],
+        "coach2": [cast.coach2],
+        "supervisor": [cast.coach, cast.coach2, cast.supervisor],
+        "other_supervisor": [cast.lone_coach, cast.other_supervisor],
+        "admin": [cast.coach, cast.coach2, cast.lone_coach, cast.supervisor, cast.other_supervisor],
+    }
+    targets = [
+        cast.coach,
+        cast.coach2,
+        cast.lone_coach,
+        cast.supervisor,
+        cast.other_supervisor,
+        cast.admin,
+        cast.coach_b,
+    ]
+    for who, allowed in ok.items():
+        user = getattr(cast, who)
+        for t in targets:
+            r = client.get(coach_url(t.id), headers=user.headers)
+            if t in allowed:
+                assert r.status_code == 200, (who, t.role)
+            else:
+                assert_problem(r, 404)
+    assert_problem(client.get(coach_url(cast.coach.id), headers=cast.admin_b.headers), 404)
+    assert_problem(client.get(coach_url("not-an-id"), headers=cast.admin.headers), 404)
+    assert_problem(client.get(coach_url(cast.coach.id)), 401)
+
+
+def test_team_report_rows_totals_and_access(client, cast):
+    log(client, cast.coach, "2025-03-03T10:00:00Z", peer_ref="SHARED", peer_rating=10)
+    log(client, cast.coach2, "2025-03-04T10:00:00Z", peer_ref="SHARED", peer_rating=5)
+    log(client, cast.lone_coach, "2025-03-04T10:00:00Z")  # another team
+    url = f"/api/v1/teams/{cast.team}/report?from=2025-03-01&to=2025-03-31"
+    rep = client.get(url, headers=cast.supervisor.headers).get_json()
+    assert rep["team"] == {"id": cast.team, "name": "Team A"}
+    assert {r["coach"]["id"] for r in rep["coaches"]} == {cast.coach.id, cast.coach2.id}
+    assert rep["totals"]["contacts"] == 2 and rep["totals"]["distinct_peers"] == 1
+    assert rep["totals"]["mean_peer_rating"] == 7.5 and rep["totals"]["counterproductive_tags"] == 2
+    row = next(r for r in rep["coaches"] if r["coach"]["id"] == cast.coach.id)
+    assert (
+        row["totals"]["contacts"] == 1
+        and row["behaviours"]["empathy"] == 1
+        and row["behaviours"]["hope"] == 0
+    )
+    # An empty team still answers, with zero totals.
+    empty = client.get(f"/api/v1/teams/{cast.other_team}/report", headers=cast.admin.headers).get_json()
+    assert empty["totals"]["contacts"] == 0 and len(empty["coaches"]) == 1
+    assert_problem(client.get(url, headers=cast.coach.headers), 403)
+    assert_problem(client.get(url, headers=cast.other_supervisor.headers), 404)
+    assert_problem(client.get(url, headers=cast.admin_b.headers), 404)
+    assert client.get(url, headers=cast.admin.headers).status_code == 200
+
+
+def test_csv_is_spreadsheet_safe(client, world):
+    org = world.org()
+    admin = world.user(org, "admin")
+    coach = world.user(org, "coach", display_name='=HYPERLINK("http://evil")')
+    team = world.team(org, "T", coaches=[coach])
+    log(client, coach, "2025-03-03T10:00:00Z")
+    r = client.get(
+        f"/api/v1/teams/{team}/report?from=2025-03-01&to=2025-03-31&format=csv", headers=admin.headers
+    )
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert r.headers["Content-Disposition"].startswith('attachment; filename="team-report-')
+    rows = list(csv.reader(io.StringIO(r.get_data(as_text=True))))
+    assert rows[0][:3] == ["coach_id", "display_name", "contacts"] and "empathy" in rows[0]
+    assert rows[1][1].startswith("'=HYPERLINK") and rows[1][2] == "1"
+    assert rows[-1][1] == "team total"
+    r = client.get(
+        coach_url(coach.id, **{"from": "2025-03-01", "to": "2025-03-16"}),
+        headers={**admin.headers, "Accept": "text/csv"},
+    )
+    rows = list(csv.reader(io.StringIO(r.get_data(as_text=True))))
+    assert r.mimetype == "text/csv" and rows[0][:3] == ["start", "contacts", "minutes"]
+    assert [row[0] for row in rows[1:]] == ["2025-02-24", "2025-03-03", "2025-03-10"]
+    assert rows[2][1] == "1" and rows[2][rows[0].index("judging")] == "1"
+
+
+def test_report_pulls_are_audited(client, cast, world):
+    client.get(coach_url(cast.coach.id), headers=cast.supervisor.headers)
+    client.get(f"/api/v1/teams/{cast.team}/report", headers=cast.supervisor.headers)
+    client.get(coach_url(cast.lone_coach.id), headers=cast.supervisor.headers)  # 404: not audited as a pull
+    actions = [a for a in world.audit_actions(cast.org) if a[0].startswith("report.")]
+    assert actions == [("report.coach", 200), ("report.team", 200)]
+
+
+def test_coach_report_uses_the_report_index(app, backend, world):
+    """The report's per-day query (as the service builds it) reads the coach's rows in the period
+    through ix_contacts_report, on both databases."""
+    import uuid
+
+    from sqlalchemy import func, select, text
+
+    from rapportnotes.extensions import db
+    from rapportnotes.models import Contact
+    from rapportnotes.services.reports import _live
+
+    org = uuid.UUID(world.org())
+    stmt = (select(Contact.local_date, func.count())
+            .where(*_live(org, date(2025, 1, 1), date(2025, 3, 31)), Contact.coach_id == org)
+            .group_by(Contact.local_date))
+    with app.app_context():
+        sql = str(stmt.compile(db.engine, compile_kwargs={"literal_binds": True}))
+        if backend == "postgresql":
+            db.session.execute(text("SET LOCAL enable_seqscan = off"))
+            plan = "\n".join(r[0] for r in db.session.execute(text("EXPLAIN " + sql)))
+        else:
+            plan = "\n".join(str(r) for r in db.session.execute(text("EXPLAIN QUERY PLAN " + sql)))
+        db.session.rollback()
+    assert "ix_contacts_report" in plan, plan
+
+
+def test_contacts_near_local_midnight_land_on_the_right_day(client, world):
+    org = world.org(timezone="Europe/London")
+    coach = world.user(org, "coach")
+    log(client, coach, datetime(2025, 7, 1, 22, 59, 59, tzinfo=UTC).isoformat())  # 23:59:59 BST on 1 Jul
+    log(client, coach, datetime(2025, 7, 1, 23, 0, 0, tzinfo=UTC).isoformat())  # 00:00 BST on 2 Jul
+    rep = client.get(
+        coach_url(coach.id, **{"from": "2025-07-01", "to": "2025-07-02", "bucket": "day"}),
+        headers=coach.headers,
+    ).get_json()
+    assert [s["contacts"] for s in rep["series"]] == [1, 1]
