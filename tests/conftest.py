@@ -117,7 +117,10 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture(scope="session")
 def app(database_url: str) -> Iterator[Flask]:
+    from tests.support.openapi_validation import ValidatingClient
+
     application = make_app(database_url)
+    application.test_client_class = ValidatingClient  # every response is checked against openapi.yaml
     yield application
     with application.app_context():
         from rapportnotes.extensions import db
