@@ -164,8 +164,8 @@ def update(contact_id: str):
     user = me()
     c = _visible(contact_id)
     svc.require_owner(user, c)
+    data = load_body(_patch)  # a malformed request is a 422 whatever the precondition says
     _check_if_match(c)
-    data = load_body(_patch)
     try:
         codes = svc.update_contact(db.session, c, data, user.organisation.timezone)
         body = svc.contact_json(c, codes)

@@ -1,0 +1,26 @@
+"""openapi.yaml is a valid OpenAPI 3.1 document and the app serves exactly that file."""
+
+from openapi_spec_validator import validate
+
+from tests.support.openapi_validation import SPEC_PATH, spec
+
+
+def test_document_is_valid_openapi():
+    validate(spec())
+    assert spec()["openapi"].startswith("3.1")
+
+
+def test_served_document_is_the_committed_file(client):
+    r = client.get("/api/v1/openapi.yaml")
+    assert r.status_code == 200 and r.mimetype == "application/yaml"
+    assert r.get_data() == SPEC_PATH.read_bytes()
+
+
+def test_docs_page_uses_local_assets_only(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    assert "http://" not in html and "https://" not in html
+    assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/docs/assets/swagger-ui.css").status_code == 200
+    assert client.get("/docs/init.js").status_code == 200
