@@ -17,7 +17,7 @@ from rapportnotes.errors import ApiError, flatten_messages
 from rapportnotes.jsonbody import json_body
 from rapportnotes.models import User
 from rapportnotes.netaddr import client_address
-from rapportnotes.schemas.fields import RFC3339, text_problem
+from rapportnotes.schemas.fields import RFC3339, text_problem, to_utc
 from rapportnotes.services.audit import Actor
 
 
@@ -92,12 +92,12 @@ def timestamp_arg(args: Mapping[str, str], name: str) -> datetime | None:
         v = raw.replace("z", "Z").replace("t", "T")
         if "." in v:
             head, tail = v.split(".", 1)
-            digits = "".join(c for c in tail if c.isdigit())
+            digits = tail[:len(tail) - len(tail.lstrip("0123456789"))]  # the fraction only
             rest = tail[len(digits):]
             v = f"{head}.{digits[:6].ljust(6, '0')}{rest}"
-        return datetime.fromisoformat(v)
-    except ValueError:
-        raise bad_query(name, "Must be an RFC 3339 timestamp with an offset.")
+        return to_utc(datetime.fromisoformat(v))
+    except (ValueError, ValidationError):
+        raise bad_query(name, "Must be an RFC 3339 timestamp with an offset, in range.")
 
 
 def bool_arg(args: Mapping[str, str], name: str, default: bool = False) -> bool:

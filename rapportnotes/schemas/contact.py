@@ -16,7 +16,12 @@ MAX_BEHAVIOURS = 20
 FUTURE_SLACK = timedelta(minutes=5)
 
 
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+
+
 def _not_future(value: datetime) -> None:
+    if value < EARLIEST:
+        raise ValidationError("Must not be before 1900-01-01.")
     if value > datetime.now(UTC) + FUTURE_SLACK:
         raise ValidationError("Must not be more than 5 minutes in the future.")
 

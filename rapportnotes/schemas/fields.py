@@ -82,7 +82,19 @@ class Timestamp(fields.AwareDateTime):
         m = re.match(r"^(.*\.\d{6})\d+(.*)$", v)
         if m:
             v = m.group(1) + m.group(2)
-        return super()._deserialize(v, attr, data, **kwargs)
+        value = super()._deserialize(v, attr, data, **kwargs)
+        return to_utc(value)
+
+
+def to_utc(value: Any) -> Any:
+    """The instant in UTC; one that has no UTC representation (year 1 with a positive offset,
+    year 9999 with a negative one) is a validation error, never an ``OverflowError``."""
+    from datetime import UTC
+
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValidationError("Out of the supported range of timestamps.")
 
 
 class StrictSchema(Schema):

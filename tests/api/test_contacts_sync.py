@@ -101,6 +101,8 @@ def test_bad_query_parameters_are_422(client, cast):
         ("modality=fax", "modality"),
         ("updated_since=2025-01-01T00:00:00", "updated_since"),
         ("updated_since=2025-01-01", "updated_since"),
+        ("updated_since=9999-12-31T23:59:59-01:00", "updated_since"),
+        ("updated_since=0001-01-01T00:30:00%2B01:00", "updated_since"),
         ("include_deleted=yes", "include_deleted"),
         ("coach_id=xyz", "coach_id"),
         ("peer_ref=a%20b", "peer_ref"),
