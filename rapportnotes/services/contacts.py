@@ -24,6 +24,8 @@ from rapportnotes.services.behaviours import check_codes
 from rapportnotes.services.timezones import local_date, local_range_utc
 
 OPTIONAL = ("setting", "notes", "peer_rating", "external_id")
+_CONTACTS = Contact.__table__
+_TAGS = ContactBehaviour.__table__
 
 
 def contact_json(c: Any, codes: list[str]) -> dict[str, Any]:
@@ -95,10 +97,11 @@ def create_contact(
         "deleted": False,
         "deleted_at": None,
     }
-    session.execute(insert(Contact), [row])
+    # Table-level INSERTs: no ORM unit-of-work or bulk-persistence machinery on the hot path.
+    session.execute(_CONTACTS.insert(), [row])
     if codes:
         session.execute(
-            insert(ContactBehaviour),
+            _TAGS.insert(),
             [{"organisation_id": org_id, "contact_id": row["id"], "code": c} for c in codes],
         )
     return contact_json(_Row(row), codes)

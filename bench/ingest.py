@@ -1,0 +1,83 @@
+"""Ingestion benchmark: POST /api/v1/contacts against the ceiling of any authenticated endpoint.
+
+Both servers run under the same gunicorn settings on loopback, driven by the same wrk load for
+the same time, in the same run. Prints requests/s and p50/p99 for each, and last
+``post_contacts_vs_ceiling=<ratio>``. Needs PostgreSQL (BENCH_PG_ADMIN) and wrk.
+
+    .venv/bin/python bench/ingest.py [--seconds 15] [--connections 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import ROOT, app_env, gunicorn, make_app, migrate, scratch_database, wrk
+
+LUA = Path(__file__).with_name("post_contact.lua")
+
+
+def seed(app) -> tuple[str, int]:
+    """One organisation and coach; an access token minted exactly as login would."""
+    from rapportnotes.extensions import db
+    from rapportnotes.models import Contact
+    from rapportnotes.services import tokens
+    from rapportnotes.services.organisations import create_organisation, create_user
+
+    with app.app_context():
+        org = create_organisation(db.session, "Bench org", "America/New_York")
+        coach = create_user(db.session, org.id, email=f"coach-{uuid.uuid4().hex[:6]}@bench.test",
+                            display_name="Bench coach", role="coach", password="bench-password-123")
+        db.session.flush()
+        pair = tokens.issue_pair(db.session, coach, app.config["JWT_ACCESS_TOKEN_EXPIRES"])
+        db.session.commit()
+        return pair.access_token, db.session.query(Contact).count()
+
+
+def count_contacts(app) -> int:
+    from rapportnotes.extensions import db
+    from rapportnotes.models import AuditEvent, Contact
+
+    with app.app_context():
+        n = db.session.query(Contact).count()
+        audits = db.session.query(AuditEvent).filter(AuditEvent.action == "contact.create").count()
+        assert n == audits, f"{n} contacts but {audits} audit rows"
+        return n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=15)
+    ap.add_argument("--connections", type=int, default=8)
+    args = ap.parse_args()
+    with scratch_database() as url:
+        app = make_app(url)
+        migrate(app)
+        token, _ = seed(app)
+        env = app_env(url, BENCH_TOKEN=token)
+        os.environ["BENCH_TOKEN"] = token
+        results = {}
+        with gunicorn("bench.ceiling_app:app", env) as base:
+            wrk(base + "/api/v1/contacts", LUA, 3, args.connections)  # warm-up
+            results["ceiling"] = wrk(base + "/api/v1/contacts", LUA, args.seconds, args.connections)
+        with gunicorn("wsgi:app", env, cwd=ROOT) as base:
+            wrk(base + "/api/v1/contacts", LUA, 3, args.connections)  # warm-up
+            results["post_contacts"] = wrk(base + "/api/v1/contacts", LUA, args.seconds, args.connections)
+        stored = count_contacts(app)
+        with app.app_context():
+            from rapportnotes.extensions import db
+
+            db.engine.dispose()
+    for name, r in results.items():
+        print(f"{name:<14} {r['rps']:9.1f} req/s   p50 {r['p50']:7.2f} ms   p99 {r['p99']:7.2f} ms")
+    print(f"contacts stored (each with its audit row): {stored}")
+    print(f"post_contacts_vs_ceiling={results['post_contacts']['rps'] / results['ceiling']['rps']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
