@@ -1,0 +1,72 @@
+"""Configuration: from the environment only, and unsafe settings refuse to start."""
+
+from __future__ import annotations
+
+import pytest
+
+from rapportnotes import create_app
+from rapportnotes.config import ConfigError, from_env
+
+
+def test_signing_key_required_outside_development(tmp_path, monkeypatch):
+    monkeypatch.delenv("JWT_SECRET_KEY", raising=False)
+    with pytest.raises(ConfigError, match="JWT_SECRET_KEY"):
+        create_app({"ENV": "production", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/x.db"})
+
+
+def test_short_signing_key_refused(tmp_path):
+    with pytest.raises(ConfigError, match="32 bytes"):
+        create_app(
+            {
+                "ENV": "production",
+                "JWT_SECRET_KEY": "too-short",
+                "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/x.db",
+            }
+        )
+
+
+def test_development_key_is_generated_once_and_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAPPORTNOTES_INSTANCE", str(tmp_path / "inst"))
+    monkeypatch.delenv("JWT_SECRET_KEY", raising=False)
+    a = create_app({"ENV": "development"})
+    b = create_app({"ENV": "development"})
+    key_file = tmp_path / "inst" / "jwt-secret.key"
+    assert key_file.exists() and oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert a.config["JWT_SECRET_KEY"] == b.config["JWT_SECRET_KEY"] == key_file.read_text().strip()
+    assert len(a.config["JWT_SECRET_KEY"]) >= 32
+    assert a.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'inst' / 'rapportnotes.db'}"
+
+
+def test_from_env_reads_and_converts():
+    got = from_env(
+        {
+            "DATABASE_URL": "postgresql+psycopg://x/y",
+            "ACCESS_TOKEN_TTL": "60",
+            "REFRESH_TOKEN_TTL": "120",
+            "RATELIMIT_STORAGE_URI": "redis://r:6379/0",
+            "LOG_LEVEL": "DEBUG",
+            "UNRELATED": "1",
+            "JWT_SECRET_KEY": "",
+        }
+    )
+    assert got == {
+        "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://x/y",
+        "ACCESS_TOKEN_TTL": 60,
+        "REFRESH_TOKEN_TTL": 120,
+        "RATELIMIT_STORAGE_URI": "redis://r:6379/0",
+        "LOG_LEVEL": "DEBUG",
+    }
+
+
+def test_token_lifetimes_reach_the_tokens(tmp_path):
+    app = create_app(
+        {
+            "ENV": "testing",
+            "JWT_SECRET_KEY": "k" * 40,
+            "ACCESS_TOKEN_TTL": 60,
+            "REFRESH_TOKEN_TTL": 120,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/x.db",
+        }
+    )
+    assert app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds() == 60
+    assert app.config["JWT_REFRESH_TOKEN_EXPIRES"].total_seconds() == 120

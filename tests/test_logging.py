@@ -1,0 +1,43 @@
+"""One JSON line per request, without bodies, tokens, passwords or query strings."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+
+def test_one_json_line_per_request_and_no_secrets(client, world):
+    org = world.org()
+    u = world.user(org, "coach", password="marker-password-XYZZY", login=False)
+    lines: list[str] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record):
+            from rapportnotes.requestlog import JsonFormatter
+
+            lines.append(JsonFormatter().format(record))
+
+    handler = Capture(level=logging.DEBUG)
+    root = logging.getLogger("rapportnotes")
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        tok = client.post("/api/v1/auth/login", json={"email": u.email, "password": u.password}).get_json()
+        client.get(
+            "/api/v1/contacts?peer_ref=SECRET-QUERY-REF",
+            headers={"Authorization": f"Bearer {tok['access_token']}"},
+        )
+        client.post(
+            "/api/v1/auth/login", json={"email": "ghost@example.org", "password": "marker-password-XYZZY"}
+        )
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    requests = [json.loads(line) for line in lines if '"rapportnotes.request"' in line]
+    assert len(requests) == 3
+    assert requests[0]["route"] == "/api/v1/auth/login" and requests[0]["status"] == 200
+    assert requests[1]["user_id"] == u.id and requests[1]["request_id"]
+    text = "\n".join(lines)
+    for secret in ("marker-password-XYZZY", tok["access_token"], tok["refresh_token"], "SECRET-QUERY-REF"):
+        assert secret not in text

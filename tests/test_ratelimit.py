@@ -1,0 +1,124 @@
+"""Failed logins are rate limited per email and per address; successes don't count; limits never
+switch off (in-memory fallback when Redis is down); the same behaviour on a real Redis.
+
+The limiter is one per process (as in production, one app per worker), so the variants that need
+other limiter settings run in a process of their own.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REDIS_URL
+from tests.support.problems import assert_problem
+from tests.support.world import World
+
+LOGIN = "/api/v1/auth/login"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _fail(client, email, addr="10.0.0.1"):
+    return client.post(
+        LOGIN, json={"email": email, "password": "wrong-password-1"}, environ_overrides={"REMOTE_ADDR": addr}
+    )
+
+
+def _ok(client, user, addr="10.0.0.1"):
+    return client.post(
+        LOGIN, json={"email": user.email, "password": user.password}, environ_overrides={"REMOTE_ADDR": addr}
+    )
+
+
+def check_per_email_limit(app):
+    client = app.test_client()
+    w = World(app)
+    u = w.user(w.org(), "coach", login=False)
+    for _ in range(3):
+        assert _ok(client, u).status_code == 200  # successes do not count
+    for i in range(5):
+        assert _fail(client, u.email, f"10.0.1.{i}").status_code == 401
+    r = _fail(client, u.email, "10.0.2.1")
+    assert_problem(r, 429)
+    assert int(r.headers["Retry-After"]) >= 1
+    assert_problem(_ok(client, u, "10.0.2.2"), 429)  # the email is locked for now, whoever asks
+    assert _fail(client, "someone-else@example.org", "10.0.3.1").status_code == 401
+
+
+def test_failed_logins_per_email(app):
+    check_per_email_limit(app)
+
+
+def test_failed_logins_per_client_address(app):
+    client = app.test_client()
+    for i in range(30):
+        assert _fail(client, f"user{i}@example.org", "10.9.9.9").status_code == 401
+    assert_problem(_fail(client, "fresh@example.org", "10.9.9.9"), 429)
+    assert _fail(client, "fresh@example.org", "10.9.9.10").status_code == 401
+
+
+def run_isolated(database_url: str, body: str, **config: str) -> None:
+    """Run ``body`` with ``app`` built from ``config`` in a fresh interpreter; fail on any error."""
+    script = textwrap.dedent(f"""
+        from tests.conftest import make_app
+        from tests.support.world import World
+        from tests.test_ratelimit import _fail, _ok, check_per_email_limit
+        app = make_app({database_url!r}, **{config!r})
+    """) + textwrap.dedent(body)
+    env = {k: v for k, v in os.environ.items() if k not in ("CI",)}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_limits_are_configurable(database_url):
+    email = f"{uuid.uuid4().hex}@example.org"
+    run_isolated(
+        database_url,
+        f"""
+        c = app.test_client()
+        assert [_fail(c, {email!r}).status_code for _ in range(3)] == [401, 401, 429]
+    """,
+        LOGIN_LIMIT_PER_EMAIL="2 per minute",
+    )
+
+
+def test_dead_redis_falls_back_to_memory_and_still_limits(database_url):
+    email = f"{uuid.uuid4().hex}@example.org"
+    run_isolated(
+        database_url,
+        f"""
+        c = app.test_client()
+        statuses = [_fail(c, {email!r}).status_code for _ in range(4)]
+        assert statuses[:2] == [401, 401] and 429 in statuses, statuses
+    """,
+        RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0",
+        LOGIN_LIMIT_PER_EMAIL="2 per minute",
+    )
+
+
+@pytest.mark.parametrize("redis_url", [REDIS_URL] if REDIS_URL else [])
+def test_on_a_real_redis(database_url, redis_url, app):
+    import redis
+
+    url = redis_url.rsplit("/", 1)[0] + "/15"  # a database of its own
+    r = redis.Redis.from_url(url)
+    r.flushdb()
+    try:
+        run_isolated(
+            database_url,
+            """
+            check_per_email_limit(app)
+        """,
+            RATELIMIT_STORAGE_URI=url,
+        )
+        assert r.dbsize() > 0  # the counters really lived in Redis
+    finally:
+        r.flushdb()
