@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 
 import click
@@ -81,7 +82,7 @@ def create_user_cmd(org_id: str, email: str, role: str, display_name: str | None
         org = None
     if org is None:
         raise click.BadParameter("no such organisation", param_hint="--org")
-    password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+    password = sys.stdin.readline().rstrip("\r\n")
     data = {"email": email, "display_name": display_name or email.split("@")[0],
             "role": role, "password": password}
     try:
