@@ -27,7 +27,7 @@ from rapportnotes.extensions import db, jwt
 from rapportnotes.models import RevokedToken, TeamMember, User
 from rapportnotes.services import tokens
 
-REQUIRED_CLAIMS = ("exp", "iat", "jti", "type", "sub", "iss", "aud")
+REQUIRED_CLAIMS = ("exp", "iat", "jti", "type", "sub", "iss", "aud", "org", "gen")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -100,13 +100,15 @@ def init_app(app: Flask) -> None:
     def _load_user(header: dict, payload: dict) -> User | None:
         """The user, fresh from the database, in the same query as the revocation check."""
         try:
-            uid = uuid.UUID(payload["sub"])
-        except (KeyError, ValueError, TypeError):
+            uid, org = uuid.UUID(payload["sub"]), uuid.UUID(payload["org"])
+        except (KeyError, ValueError, TypeError, AttributeError):
             return None
         revoked = exists().where(RevokedToken.jti == payload.get("jti"))
         if payload.get("type") == "refresh":
             revoked = false()  # refresh tokens are checked against their own table above
-        row = db.session.execute(select(User, revoked).where(User.id == uid)).first()
+        row = db.session.execute(
+            select(User, revoked).where(User.organisation_id == org, User.id == uid)
+        ).first()
         if row is None:
             return None
         user, is_revoked = row

@@ -6,7 +6,7 @@ import logging
 
 from flask import Blueprint, current_app, g, request
 from flask_jwt_extended import decode_token, get_jwt, verify_jwt_in_request
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from rapportnotes.api.common import actor_for, load_body
 from rapportnotes.errors import ApiError
@@ -52,7 +52,7 @@ def _address_limit() -> str:
 def login():
     data = load_body(LoginIn())
     email = data["email"].strip().lower()
-    user = db.session.scalar(select(User).where(func.lower(User.email) == email))
+    user = db.session.scalar(select(User).where(User.email == email))  # stored lower-case
     ok = passwords.verify_password(user.password_hash if user else None, data["password"])
     if user is None:
         log.info("login failed for unknown email", extra={"request_id": g.get("request_id")})

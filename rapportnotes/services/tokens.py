@@ -35,7 +35,9 @@ class TokenPair:
 
 
 def _claims(user: User) -> dict[str, object]:
-    return {"gen": user.token_generation}
+    """``org`` lets the per-request user lookup use the (organisation_id, id) primary key; the
+    user's role and organisation still come from that row, never from the token."""
+    return {"gen": user.token_generation, "org": str(user.organisation_id)}
 
 
 def issue_pair(

@@ -27,6 +27,7 @@ def claims(user, **over):
         "iss": ISS,
         "aud": AUD,
         "gen": 0,
+        "org": user.org_id,
     }
     c.update(over)
     return {k: v for k, v in c.items() if v is not None}
@@ -47,7 +48,7 @@ def test_a_well_formed_forged_token_with_the_right_key_works(client, world):
     assert get_me(client, token(claims(u))).status_code == 200
 
 
-@pytest.mark.parametrize("missing", ["exp", "iat", "jti", "type", "sub", "gen", "iss", "aud"])
+@pytest.mark.parametrize("missing", ["exp", "iat", "jti", "type", "sub", "gen", "iss", "aud", "org"])
 def test_tokens_missing_a_required_claim_are_refused(client, world, missing):
     org = world.org()
     u = world.user(org, "coach")
@@ -64,6 +65,8 @@ def test_tokens_missing_a_required_claim_are_refused(client, world, missing):
         {"sub": 12345},
         {"sub": str(uuid.uuid4())},
         {"sub": "not-a-uuid"},
+        {"org": str(uuid.uuid4())},
+        {"org": "not-a-uuid"},
         {"gen": 5},
         {"gen": "0"},
         {"type": "refresh"},
