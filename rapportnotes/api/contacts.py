@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from flask import Blueprint, current_app, request, url_for
@@ -145,6 +147,16 @@ def _check_if_match(contact: Contact) -> None:
     raise ApiError(412, "The contact has changed since you read it (If-Match does not match).")
 
 
+@contextmanager
+def _lost_race_is_412() -> Iterator[None]:
+    """Another request changed the row since we read it (the version check failed): 412."""
+    try:
+        yield
+    except StaleDataError:
+        db.session.rollback()
+        raise ApiError(412, "The contact was changed by another request; read it again.")
+
+
 @bp.get("/<contact_id>")
 @roles_required("coach", "supervisor", "admin")
 def get(contact_id: str):
@@ -167,14 +179,12 @@ def update(contact_id: str):
     data = load_body(_patch)  # a malformed request is a 422 whatever the precondition says
     _check_if_match(c)
     try:
-        codes = svc.update_contact(db.session, c, data, user.organisation.timezone)
-        body = svc.contact_json(c, codes)
-        record_event(db.session, actor_for(user), "contact.update", target_type="contact",
-                     target_id=c.id)
-        db.session.commit()
-    except StaleDataError:
-        db.session.rollback()
-        raise ApiError(412, "The contact was changed by another request; read it again.")
+        with _lost_race_is_412():
+            codes = svc.update_contact(db.session, c, data, user.organisation.timezone)
+            body = svc.contact_json(c, codes)
+            record_event(db.session, actor_for(user), "contact.update", target_type="contact",
+                         target_id=c.id)
+            db.session.commit()
     except IntegrityError:
         db.session.rollback()
         if data.get("external_id") is not None:
@@ -190,12 +200,9 @@ def delete(contact_id: str):
     c = _visible(contact_id)
     svc.require_owner(user, c)
     _check_if_match(c)
-    try:
+    with _lost_race_is_412():
         svc.soft_delete(db.session, c)
         record_event(db.session, actor_for(user), "contact.delete", target_type="contact",
                      target_id=c.id)
         db.session.commit()
-    except StaleDataError:
-        db.session.rollback()
-        raise ApiError(412, "The contact was changed by another request; read it again.")
     return "", 204

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rapportnotes.models import Contact, IdempotencyRecord
+from tests.support import paging
 from tests.support.problems import assert_problem
 
 URL = "/api/v1/contacts"
@@ -31,22 +32,7 @@ def make(client, user, i=0, **over):
 
 
 def walk(client, user, query="", limit=3):
-    seen, url, pages = [], f"{URL}?limit={limit}{query}", 0
-    while url:
-        r = client.get(url, headers=user.headers)
-        assert r.status_code == 200, r.get_json()
-        data = r.get_json()
-        seen.extend(data["items"])
-        pages += 1
-        if data["next_cursor"]:
-            link = r.headers["Link"]
-            assert link.endswith('; rel="next"') and data["next_cursor"] in link
-            url = link[1 : link.index(">")]
-        else:
-            assert "Link" not in r.headers
-            url = None
-        assert pages < 100
-    return seen
+    return paging.walk(client, f"{URL}?limit={limit}{query}", user.headers)[0]
 
 
 def test_pages_cover_everything_once_newest_first(client, cast):

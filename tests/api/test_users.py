@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from rapportnotes.models import AuditEvent, TeamMember, User
+from tests.support import paging
 from tests.support.problems import assert_problem
 
 URL = "/api/v1/users"
@@ -173,21 +174,8 @@ def test_an_invalid_audit_row_rolls_the_user_back(client, cast, world, monkeypat
 # --- list ---------------------------------------------------------------------------------
 
 def _walk(client, headers, query=""):
-    seen, url, pages = [], f"{URL}?{query}", 0
-    while url:
-        r = client.get(url, headers=headers)
-        assert r.status_code == 200, r.get_json()
-        page = r.get_json()
-        seen += [u["email"] for u in page["items"]]
-        pages += 1
-        if page["next_cursor"]:
-            link = r.headers["Link"]
-            assert link.endswith('>; rel="next"') and page["next_cursor"] in link
-            url = link[1:link.index(">")]
-        else:
-            assert "Link" not in r.headers
-            url = None
-    return seen, pages
+    items, pages = paging.walk(client, f"{URL}?{query}", headers)
+    return [u["email"] for u in items], pages
 
 
 def test_listing_covers_every_user_of_the_org_exactly_once(client, cast, world):
