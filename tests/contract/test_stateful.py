@@ -4,11 +4,15 @@ resource availability), as the coach who owns it."""
 
 from __future__ import annotations
 
+import re
+
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import ignored_auth
 
 from tests.support.openapi_validation import spec
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def test_contact_lifecycle_follows_the_links(app, world, cast):
@@ -22,11 +26,18 @@ def test_contact_lifecycle_follows_the_links(app, world, cast):
         def before_call(self, case):
             # Schema-valid is not enough to create a contact: codes must be in the taxonomy, the
             # time in the past and coach_id the caller's. Pin those; everything else stays fuzzed.
+            # Stale If-Match values (412) and control characters (422) are tested on their own
+            # elsewhere; here they would stop every chain at its first edit.
+            if case.headers:
+                case.headers.pop("If-Match", None)
             if case.method in ("POST", "PATCH") and isinstance(case.body, dict):
                 for key, value in (("occurred_at", "2025-05-05T10:00:00Z"), ("behaviours", ["hope"]),
                                    ("coach_id", None), ("external_id", None)):
                     if case.method == "POST" or key in case.body:
                         case.body[key] = value
+                for key, value in case.body.items():
+                    if isinstance(value, str):
+                        case.body[key] = CONTROL.sub("", value).encode("utf-8", "ignore").decode() or "x"
 
         def get_call_kwargs(self, case):
             return {"app": app, "headers": {"Authorization": f"Bearer {user.access_token}"}}
