@@ -24,7 +24,14 @@ SCHEMA = schemathesis.openapi.from_dict(spec())
 SCHEMA.config.checks.positive_data_acceptance.expected_statuses = [
     "2xx", "401", "403", "404", "409", "412", "422", "429"]
 SKIP_OPS = {"GET /healthz", "GET /readyz"}  # served outside /api/v1 (path-level servers)
-OPERATIONS = [r.ok() for r in SCHEMA.get_all_operations() if r.ok().label not in SKIP_OPS]
+# Operations described in openapi.yaml but not routed yet (they would only 404): not fuzzed
+# until built. Empty now that every documented operation is routed; the route-parity test
+# keeps failing for anything listed here, so this set can only hide work, never a mismatch.
+PENDING_OPERATIONS: set[str] = set()
+OPERATIONS = [r.ok() for r in SCHEMA.get_all_operations()
+              if r.ok().label not in SKIP_OPS | PENDING_OPERATIONS]
+if PENDING_OPERATIONS:
+    print("schemathesis: not fuzzed yet (pending):", ", ".join(sorted(PENDING_OPERATIONS)))
 ROLES = ["admin", "supervisor", "coach"]
 
 
