@@ -8,6 +8,7 @@ connection strings) ever reaches the client: a 500 carries only the request id.
 from __future__ import annotations
 
 import logging
+import time
 from http import HTTPStatus
 from typing import Any
 
@@ -17,6 +18,8 @@ from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
+
+from rapportnotes.extensions import db, limiter
 
 log = logging.getLogger("rapportnotes.errors")
 
@@ -116,12 +119,8 @@ def register(app: Flask) -> None:
     @app.errorhandler(RateLimitExceeded)
     def _rate_limited(e: RateLimitExceeded) -> Response:
         retry = "60"
-        from rapportnotes.extensions import limiter
-
         current = limiter.current_limit
         if current is not None:
-            import time
-
             retry = str(max(1, int(current.reset_at - time.time())))
         return problem(429, "Too many requests; try again later.", headers={"Retry-After": retry})
 
@@ -165,8 +164,6 @@ def register(app: Flask) -> None:
 
 
 def _rollback_quietly() -> None:
-    from rapportnotes.extensions import db
-
     try:
         db.session.rollback()
     except Exception:

@@ -21,7 +21,7 @@ from rapportnotes.models.types import utcnow
 from rapportnotes.schemas.fields import iso_z
 from rapportnotes.security import supervised_coach_ids
 from rapportnotes.services.behaviours import check_codes
-from rapportnotes.services.timezones import local_date, local_range_utc
+from rapportnotes.services.timezones import local_date
 
 OPTIONAL = ("setting", "notes", "peer_rating", "external_id")
 _CONTACTS = Contact.__table__
@@ -290,16 +290,3 @@ def list_contacts(
         key = (last.updated_at, last.id) if sync else (last.occurred_at, last.id)
     return items, key
 
-
-__all__ = [
-    "ListFilters",
-    "contact_json",
-    "create_contact",
-    "etag",
-    "get_visible",
-    "list_contacts",
-    "local_range_utc",
-    "require_owner",
-    "soft_delete",
-    "update_contact",
-]

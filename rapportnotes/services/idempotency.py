@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
 from rapportnotes.errors import ApiError
@@ -103,5 +103,3 @@ def store(
         ],
     )
 
-
-__all__ = ["Replay", "check_key", "lookup", "request_hash", "store", "update"]
