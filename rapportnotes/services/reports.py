@@ -69,11 +69,16 @@ def _live(org_id: uuid.UUID, first: date, last: date) -> list[Any]:
     ]
 
 
-def _behaviour_catalogue(session: Session, org_id: uuid.UUID, counted: set[str]) -> list[Behaviour]:
-    """Active behaviours, plus retired ones that were counted in the period."""
+def _taxonomy(session: Session, org_id: uuid.UUID) -> list[Behaviour]:
+    """Every behaviour of the organisation, in listing order (one query per report)."""
     from rapportnotes.services.behaviours import list_behaviours
 
-    return [b for b in list_behaviours(session, org_id) if b.active or b.code in counted]
+    return list_behaviours(session, org_id)
+
+
+def _reported(taxonomy: list[Behaviour], counted: set[str]) -> list[Behaviour]:
+    """Active behaviours, plus retired ones that were counted in the period."""
+    return [b for b in taxonomy if b.active or b.code in counted]
 
 
 def _totals(
@@ -110,14 +115,6 @@ def _tag_join():
     )
 
 
-def _polarities(session: Session, org_id: uuid.UUID) -> dict[str, str]:
-    return dict(
-        session.execute(
-            select(Behaviour.code, Behaviour.polarity).where(Behaviour.organisation_id == org_id)
-        ).all()
-    )
-
-
 def coach_report(session: Session, coach: User, period: Period, bucket: str) -> dict[str, Any]:
     org_id, first, last = coach.organisation_id, period.first, period.last
     where = [*_live(org_id, first, last), Contact.coach_id == coach.id]
@@ -145,9 +142,10 @@ def coach_report(session: Session, coach: User, period: Period, bucket: str) -> 
     code_counts: dict[str, int] = {}
     for _day, code, n in day_codes:
         code_counts[code] = code_counts.get(code, 0) + n
-    polarity = _polarities(session, org_id)
+    taxonomy = _taxonomy(session, org_id)
+    polarity = {b.code: b.polarity for b in taxonomy}
     totals = _totals(session, where, code_counts, polarity)
-    catalogue = _behaviour_catalogue(session, org_id, set(code_counts))
+    catalogue = _reported(taxonomy, set(code_counts))
     codes = [b.code for b in catalogue]
 
     series_index = {
@@ -243,8 +241,9 @@ def team_report(session: Session, team: Team, period: Period) -> dict[str, Any]:
     for counts in coach_codes.values():
         for code, n in counts.items():
             all_counts[code] = all_counts.get(code, 0) + n
-    polarity = _polarities(session, org_id)
-    codes = [b.code for b in _behaviour_catalogue(session, org_id, set(all_counts))]
+    taxonomy = _taxonomy(session, org_id)
+    polarity = {b.code: b.polarity for b in taxonomy}
+    codes = [b.code for b in _reported(taxonomy, set(all_counts))]
 
     rows = []
     for coach in coaches:
