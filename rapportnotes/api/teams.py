@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask import Blueprint, url_for
 from sqlalchemy import select
@@ -52,10 +54,12 @@ def _conflict() -> ApiError:
                     errors={"name": ["Already in use."]})
 
 
-def _commit_or_conflict(organisation_id, name: str, exclude=None) -> None:
-    """Commit; a concurrent request that took the name first is a 409, anything else re-raises."""
+@contextmanager
+def _name_race(organisation_id, name: str, exclude=None) -> Iterator[None]:
+    """Around the write (audit flush and commit): a concurrent request that took the name first
+    is a 409, anything else re-raises."""
     try:
-        db.session.commit()
+        yield
     except IntegrityError:
         db.session.rollback()
         if _name_taken(organisation_id, name, exclude):
@@ -72,9 +76,10 @@ def create():
         raise _conflict()
     team = Team(organisation_id=admin.organisation_id, id=uuid.uuid4(), name=data["name"])
     db.session.add(team)
-    record_event(db.session, actor_for(admin), "team.create", target_type="team",
-                 target_id=team.id, status=201)
-    _commit_or_conflict(admin.organisation_id, data["name"])
+    with _name_race(admin.organisation_id, data["name"]):
+        record_event(db.session, actor_for(admin), "team.create", target_type="team",
+                     target_id=team.id, status=201)
+        db.session.commit()
     return _out.dump(team), 201, {"Location": url_for("api.teams.get", team_id=team.id)}
 
 
@@ -123,9 +128,10 @@ def update(team_id: str):
         if _name_taken(admin.organisation_id, name, exclude=team.id):
             raise _conflict()
         team.name = name
-    record_event(db.session, actor_for(admin), "team.update", target_type="team",
-                 target_id=team.id)
-    _commit_or_conflict(admin.organisation_id, name, exclude=team.id)
+    with _name_race(admin.organisation_id, name, exclude=team.id):
+        record_event(db.session, actor_for(admin), "team.update", target_type="team",
+                     target_id=team.id)
+        db.session.commit()
     return _out.dump(team)
 
 

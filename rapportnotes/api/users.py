@@ -48,9 +48,9 @@ def create():
     admin = me()
     data = load_body(UserIn())
     user = create_user(db.session, admin.organisation_id, **data)
-    record_event(db.session, actor_for(admin), "user.create", target_type="user",
-                 target_id=user.id, status=201)
     try:
+        record_event(db.session, actor_for(admin), "user.create", target_type="user",
+                     target_id=user.id, status=201)
         db.session.commit()
     except IntegrityError:  # a concurrent request took the email between check and insert
         db.session.rollback()

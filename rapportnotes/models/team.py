@@ -27,7 +27,6 @@ class Team(db.Model):
         back_populates="team",
         cascade="all, delete-orphan",
         order_by="TeamMember.created_at",
-        lazy="selectin",
     )
 
     __mapper_args__ = {"eager_defaults": False}

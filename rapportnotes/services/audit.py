@@ -1,7 +1,10 @@
 """The one way to record an audit event, in the caller's transaction.
 
-The event is added to the same session as the change it describes, so they commit (or fail)
-together: no change is stored without its audit row. Never pass notes, passwords or tokens.
+The event is written in the same transaction as the change it describes, so they commit (or
+fail) together: no change is stored without its audit row. Never pass notes, passwords or tokens.
+
+Every request writes one, so it is a single table-level INSERT, sent at once: no ORM object
+and no unit-of-work flush at commit (which cost more than the insert itself).
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from rapportnotes.models import AuditEvent
-from rapportnotes.models.types import utcnow
+from rapportnotes.models.types import new_id, utcnow
+
+_INSERT = AuditEvent.__table__.insert()
 
 
 @dataclass(frozen=True)
@@ -37,21 +42,26 @@ def record_event(
     target_type: str | None = None,
     target_id: Any = None,
     status: int = 200,
-) -> AuditEvent:
-    event = AuditEvent(
-        organisation_id=actor.organisation_id,
-        at=utcnow(),
-        actor_type=actor.actor_type,
-        actor_id=actor.actor_id,
-        action=action,
-        target_type=target_type,
-        target_id=None if target_id is None else str(target_id),
-        status=status,
-        request_id=actor.request_id,
-        ip=actor.ip,
-    )
-    session.add(event)
-    return event
+) -> uuid.UUID:
+    """Insert the event now, after flushing the caller's pending ORM changes so the rows it
+    refers to (a new organisation, say) exist first. Returns the event id."""
+    session.flush()
+    event_id = new_id()
+    row = {
+        "organisation_id": actor.organisation_id,
+        "id": event_id,
+        "at": utcnow(),
+        "actor_type": actor.actor_type,
+        "actor_id": actor.actor_id,
+        "action": action,
+        "target_type": target_type,
+        "target_id": None if target_id is None else str(target_id),
+        "status": status,
+        "request_id": actor.request_id,
+        "ip": actor.ip,
+    }
+    session.connection().execute(_INSERT, row)
+    return event_id
 
 
 def list_events_query(

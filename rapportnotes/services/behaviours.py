@@ -2,25 +2,43 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import case, select
+from sqlalchemy import Row, Select, bindparam, case, select
 from sqlalchemy.orm import Session
 
 from rapportnotes.errors import ApiError
 from rapportnotes.models import Behaviour
 
 
-def list_behaviours(session: Session, organisation_id: uuid.UUID) -> list[Behaviour]:
+def _listing_order() -> tuple[Any, ...]:
     """Supportive first, then counterproductive; within each, oldest first (the default taxonomy
     keeps SPEC §7's order), then by code."""
-    polarity_rank = case((Behaviour.polarity == "supportive", 0), else_=1)
+    return case((Behaviour.polarity == "supportive", 0), else_=1), Behaviour.created_at, Behaviour.code
+
+
+def list_behaviours(session: Session, organisation_id: uuid.UUID) -> list[Behaviour]:
     return list(session.scalars(
-        select(Behaviour).where(Behaviour.organisation_id == organisation_id)
-        .order_by(polarity_rank, Behaviour.created_at, Behaviour.code)
+        select(Behaviour).where(Behaviour.organisation_id == organisation_id).order_by(*_listing_order())
     ))
+
+
+@functools.cache
+def _catalogue_statement() -> Select[Any]:
+    return (
+        select(Behaviour.code, Behaviour.label, Behaviour.category, Behaviour.polarity, Behaviour.active)
+        .where(Behaviour.organisation_id == bindparam("org", type_=Behaviour.organisation_id.type))
+        .order_by(*_listing_order())
+    )
+
+
+def catalogue(session: Session, organisation_id: uuid.UUID) -> list[Row[Any]]:
+    """The taxonomy as plain rows, in listing order: what reports need, without ORM objects
+    (built once, so each report pays for one round trip and no SQL compilation)."""
+    return list(session.connection().execute(_catalogue_statement(), {"org": organisation_id}))
 
 
 def get_behaviour(session: Session, organisation_id: uuid.UUID, code: str) -> Behaviour:

@@ -3,21 +3,43 @@
 Every count comes from GROUP BY queries over ``contacts.local_date`` — the contact's calendar date
 in the organisation's time zone, fixed when the contact is written — so SQLite and PostgreSQL
 agree and no contact row is ever loaded into Python. Days are then rolled up into week and
-month buckets (at most 731 small rows).
+month buckets (a few hundred small rows at most).
+
+Each report is one ``UNION ALL`` of its aggregates (per day, per modality, per coach, totals,
+tag counts), built once per process with bound parameters: a report costs one round trip for
+the figures and one for the taxonomy, and no SQL is compiled per request.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import false, func, select
+from sqlalchemy import (
+    CompoundSelect,
+    Date,
+    Integer,
+    Row,
+    Select,
+    String,
+    Uuid,
+    bindparam,
+    cast,
+    false,
+    func,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
-from rapportnotes.models import MODALITIES, Behaviour, Contact, ContactBehaviour, Team, User
+from rapportnotes.models import MODALITIES, Contact, ContactBehaviour, Team, TeamMember, User
+from rapportnotes.services.behaviours import catalogue
 
 BUCKETS = ("day", "week", "month")
 MAX_SPAN_DAYS = 731
@@ -60,111 +82,160 @@ class Period:
     last: date
 
 
-def _live(org_id: uuid.UUID, first: date, last: date) -> list[Any]:
+_C = Contact.__table__.c
+_T = ContactBehaviour.__table__.c
+_TAGGED = ContactBehaviour.__table__.join(
+    Contact.__table__, (_T.organisation_id == _C.organisation_id) & (_T.contact_id == _C.id)
+)
+
+
+def _kind(name: str) -> Any:
+    return literal_column(f"'{name}'", String)
+
+
+def _none(type_: Any) -> Any:
+    return cast(null(), type_)
+
+
+def _minutes() -> Any:
+    return func.coalesce(func.sum(_C.duration_minutes), 0)
+
+
+def _contact_figures() -> tuple[Any, ...]:
+    """count, minutes, distinct peers, rated contacts, sum of ratings."""
+    return (
+        func.count(),
+        _minutes(),
+        func.count(func.distinct(_C.peer_ref)),
+        func.count(_C.peer_rating),
+        func.coalesce(func.sum(_C.peer_rating), 0),
+    )
+
+
+def _live(*scope: Any) -> list[Any]:
+    """Live contacts of the organisation in the period, narrowed by ``scope`` (coach(es))."""
     return [
-        Contact.organisation_id == org_id,
-        Contact.deleted == false(),
-        Contact.local_date >= first,
-        Contact.local_date <= last,
+        _C.organisation_id == bindparam("org", type_=_C.organisation_id.type),
+        *scope,
+        _C.deleted == false(),
+        _C.local_date >= bindparam("first", type_=Date),
+        _C.local_date <= bindparam("last", type_=Date),
     ]
 
 
-def _taxonomy(session: Session, org_id: uuid.UUID) -> list[Behaviour]:
-    """Every behaviour of the organisation, in listing order (one query per report)."""
-    from rapportnotes.services.behaviours import list_behaviours
+@functools.cache
+def coach_statement() -> CompoundSelect:
+    """Rows of (kind, day, key, n, minutes, peers, rated, rating_sum), kind one of
+    ``day`` (per local day), ``modality``, ``total`` and ``tag`` (per day and code)."""
+    where = _live(_C.coach_id == bindparam("coach", type_=_C.coach_id.type))
+    no_int = _none(Integer)
+    return union_all(
+        select(_kind("day"), _C.local_date, _none(String), func.count(), _minutes(), no_int, no_int, no_int)
+        .where(*where)
+        .group_by(_C.local_date),
+        select(_kind("modality"), _none(Date), _C.modality, func.count(), _minutes(), no_int, no_int, no_int)
+        .where(*where)
+        .group_by(_C.modality),
+        select(_kind("total"), _none(Date), _none(String), *_contact_figures()).where(*where),
+        select(_kind("tag"), _C.local_date, _T.code, func.count(), no_int, no_int, no_int, no_int)
+        .select_from(_TAGGED)
+        .where(*where)
+        .group_by(_C.local_date, _T.code),
+    )
 
-    return list_behaviours(session, org_id)
+
+@functools.cache
+def team_statement() -> CompoundSelect:
+    """Rows of (kind, coach_id, code, n, minutes, peers, rated, rating_sum), kind one of
+    ``coach`` (per coach), ``total`` (the team as a whole) and ``tag`` (per coach and code)."""
+    where = _live(_C.coach_id.in_(bindparam("coaches", type_=_C.coach_id.type, expanding=True)))
+    no_int = _none(Integer)
+    return union_all(
+        select(_kind("coach"), _C.coach_id, _none(String), *_contact_figures())
+        .where(*where)
+        .group_by(_C.coach_id),
+        select(_kind("total"), _none(Uuid), _none(String), *_contact_figures()).where(*where),
+        select(_kind("tag"), _C.coach_id, _T.code, func.count(), no_int, no_int, no_int, no_int)
+        .select_from(_TAGGED)
+        .where(*where)
+        .group_by(_C.coach_id, _T.code),
+    )
 
 
-def _reported(taxonomy: list[Behaviour], counted: set[str]) -> list[Behaviour]:
+@functools.cache
+def _team_coaches_statement() -> Select[Any]:
+    m = TeamMember.__table__.c
+    return (
+        select(User.id, User.display_name)
+        .join(TeamMember, (m.organisation_id == User.organisation_id) & (m.user_id == User.id))
+        .where(
+            m.organisation_id == bindparam("org", type_=m.organisation_id.type),
+            m.team_id == bindparam("team", type_=m.team_id.type),
+            m.role == "coach",
+        )
+        .order_by(User.display_name, User.id)
+    )
+
+
+def _reported(taxonomy: list[Row[Any]], counted: dict[str, int]) -> list[Row[Any]]:
     """Active behaviours, plus retired ones that were counted in the period."""
     return [b for b in taxonomy if b.active or b.code in counted]
 
 
-def _totals(
-    session: Session, where: list[Any], code_counts: dict[str, int], polarity: dict[str, str]
-) -> dict[str, Any]:
-    contacts, minutes, peers, rated, rating_sum = session.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(Contact.duration_minutes), 0),
-            func.count(func.distinct(Contact.peer_ref)),
-            func.count(Contact.peer_rating),
-            func.coalesce(func.sum(Contact.peer_rating), 0),
-        ).where(*where)
-    ).one()
-    supportive = sum(n for c, n in code_counts.items() if polarity.get(c) == "supportive")
-    counter = sum(n for c, n in code_counts.items() if polarity.get(c) == "counterproductive")
+def _totals(figures: tuple[int, int, int, int, int], codes: dict[str, int], polarity: dict[str, str]) -> dict:
+    contacts, minutes, peers, rated, rating_sum = figures
     return {
         "contacts": contacts,
         "minutes": int(minutes),
         "distinct_peers": peers,
-        "behaviour_tags": sum(code_counts.values()),
-        "supportive_tags": supportive,
-        "counterproductive_tags": counter,
+        "behaviour_tags": sum(codes.values()),
+        "supportive_tags": sum(n for c, n in codes.items() if polarity.get(c) == "supportive"),
+        "counterproductive_tags": sum(n for c, n in codes.items() if polarity.get(c) == "counterproductive"),
         "rated_contacts": rated,
         "mean_peer_rating": round_half_up(Decimal(int(rating_sum)) / rated, "0.01") if rated else None,
     }
 
 
-def _tag_join():
-    return ContactBehaviour.__table__.join(
-        Contact.__table__,
-        (ContactBehaviour.organisation_id == Contact.organisation_id)
-        & (ContactBehaviour.contact_id == Contact.id),
-    )
+def _params(org_id: uuid.UUID, period: Period, **more: Any) -> dict[str, Any]:
+    return {"org": org_id, "first": period.first, "last": period.last, **more}
 
 
 def coach_report(session: Session, coach: User, period: Period, bucket: str) -> dict[str, Any]:
-    org_id, first, last = coach.organisation_id, period.first, period.last
-    where = [*_live(org_id, first, last), Contact.coach_id == coach.id]
-
-    day_rows = session.execute(
-        select(Contact.local_date, func.count(), func.coalesce(func.sum(Contact.duration_minutes), 0))
-        .where(*where)
-        .group_by(Contact.local_date)
-    ).all()
-    day_codes = session.execute(
-        select(Contact.local_date, ContactBehaviour.code, func.count())
-        .select_from(_tag_join())
-        .where(*where)
-        .group_by(Contact.local_date, ContactBehaviour.code)
-    ).all()
-    modality_rows = {
-        m: (n, int(mins))
-        for m, n, mins in session.execute(
-            select(Contact.modality, func.count(), func.coalesce(func.sum(Contact.duration_minutes), 0))
-            .where(*where)
-            .group_by(Contact.modality)
-        )
-    }
+    org_id = coach.organisation_id
+    rows = session.connection().execute(coach_statement(), _params(org_id, period, coach=coach.id)).all()
+    taxonomy = catalogue(session, org_id)
+    polarity = {b.code: b.polarity for b in taxonomy}
 
     code_counts: dict[str, int] = {}
-    for _day, code, n in day_codes:
-        code_counts[code] = code_counts.get(code, 0) + n
-    taxonomy = _taxonomy(session, org_id)
-    polarity = {b.code: b.polarity for b in taxonomy}
-    totals = _totals(session, where, code_counts, polarity)
-    catalogue = _reported(taxonomy, set(code_counts))
-    codes = [b.code for b in catalogue]
+    figures, modalities = (0, 0, 0, 0, 0), {}
+    for kind, _day, key, n, minutes, *rest in rows:
+        if kind == "tag":
+            code_counts[key] = code_counts.get(key, 0) + n
+        elif kind == "modality":
+            modalities[key] = (n, int(minutes))
+        elif kind == "total":
+            figures = (n, minutes, *rest)
+    catalogue_rows = _reported(taxonomy, code_counts)
+    codes = [b.code for b in catalogue_rows]
 
-    series_index = {
+    series = {
         s: {"start": s.isoformat(), "contacts": 0, "minutes": 0, "behaviours": dict.fromkeys(codes, 0)}
-        for s in bucket_starts(first, last, bucket)
+        for s in bucket_starts(period.first, period.last, bucket)
     }
-    for day, n, mins in day_rows:
-        entry = series_index[bucket_start(day, bucket)]
-        entry["contacts"] += n
-        entry["minutes"] += int(mins)
-    for day, code, n in day_codes:
-        entry = series_index[bucket_start(day, bucket)]
-        entry["behaviours"][code] = entry["behaviours"].get(code, 0) + n
+    for kind, day, key, n, minutes, *_ in rows:
+        if kind == "day":
+            entry = series[bucket_start(day, bucket)]
+            entry["contacts"] += n
+            entry["minutes"] += int(minutes)
+        elif kind == "tag":
+            series[bucket_start(day, bucket)]["behaviours"][key] += n
 
+    totals = _totals(figures, code_counts, polarity)
     contacts = totals["contacts"]
     return {
         "coach": {"id": str(coach.id), "display_name": coach.display_name},
-        "from": first.isoformat(),
-        "to": last.isoformat(),
+        "from": period.first.isoformat(),
+        "to": period.last.isoformat(),
         "bucket": bucket,
         "totals": totals,
         "behaviours": [
@@ -178,99 +249,56 @@ def coach_report(session: Session, coach: User, period: Period, bucket: str) -> 
                 if contacts
                 else 0,
             }
-            for b in catalogue
+            for b in catalogue_rows
         ],
         "modalities": [
-            {
-                "modality": m,
-                "contacts": modality_rows.get(m, (0, 0))[0],
-                "minutes": modality_rows.get(m, (0, 0))[1],
-            }
+            {"modality": m, "contacts": modalities.get(m, (0, 0))[0], "minutes": modalities.get(m, (0, 0))[1]}
             for m in MODALITIES
         ],
-        "series": list(series_index.values()),
+        "series": list(series.values()),
     }
 
 
-def team_coaches(session: Session, team: Team) -> list[User]:
-    """The team's coach members, by display name (then id) for a stable row order."""
-    ids = [m.user_id for m in team.members if m.role == "coach"]
-    if not ids:
-        return []
-    return list(
-        session.scalars(
-            select(User)
-            .where(User.organisation_id == team.organisation_id, User.id.in_(ids))
-            .order_by(User.display_name, User.id)
-        )
-    )
+def team_coaches(session: Session, team: Team) -> list[Row[Any]]:
+    """The team's coach members as (id, display_name), by display name then id (a stable order)."""
+    params = {"org": team.organisation_id, "team": team.id}
+    return list(session.connection().execute(_team_coaches_statement(), params))
 
 
 def team_report(session: Session, team: Team, period: Period) -> dict[str, Any]:
     org_id = team.organisation_id
     coaches = team_coaches(session, team)
     ids = [c.id for c in coaches]
-    base = _live(org_id, period.first, period.last)
-    where = [*base, Contact.coach_id.in_(ids)] if ids else [*base, Contact.coach_id.is_(None)]
-
-    per_coach = {
-        cid: (n, int(mins), peers, rated, int(rsum))
-        for cid, n, mins, peers, rated, rsum in session.execute(
-            select(
-                Contact.coach_id,
-                func.count(),
-                func.coalesce(func.sum(Contact.duration_minutes), 0),
-                func.count(func.distinct(Contact.peer_ref)),
-                func.count(Contact.peer_rating),
-                func.coalesce(func.sum(Contact.peer_rating), 0),
-            )
-            .where(*where)
-            .group_by(Contact.coach_id)
-        )
-    }
-    coach_codes: dict[uuid.UUID, dict[str, int]] = {cid: {} for cid in ids}
-    for cid, code, n in session.execute(
-        select(Contact.coach_id, ContactBehaviour.code, func.count())
-        .select_from(_tag_join())
-        .where(*where)
-        .group_by(Contact.coach_id, ContactBehaviour.code)
-    ):
-        coach_codes[cid][code] = n
-
-    all_counts: dict[str, int] = {}
-    for counts in coach_codes.values():
-        for code, n in counts.items():
-            all_counts[code] = all_counts.get(code, 0) + n
-    taxonomy = _taxonomy(session, org_id)
+    rows = session.connection().execute(team_statement(), _params(org_id, period, coaches=ids)).all()
+    taxonomy = catalogue(session, org_id)
     polarity = {b.code: b.polarity for b in taxonomy}
-    codes = [b.code for b in _reported(taxonomy, set(all_counts))]
 
-    rows = []
-    for coach in coaches:
-        n, mins, peers, rated, rsum = per_coach.get(coach.id, (0, 0, 0, 0, 0))
-        counts = coach_codes[coach.id]
-        rows.append(
-            {
-                "coach": {"id": str(coach.id), "display_name": coach.display_name},
-                "totals": {
-                    "contacts": n,
-                    "minutes": mins,
-                    "distinct_peers": peers,
-                    "behaviour_tags": sum(counts.values()),
-                    "supportive_tags": sum(v for c, v in counts.items() if polarity.get(c) == "supportive"),
-                    "counterproductive_tags": sum(
-                        v for c, v in counts.items() if polarity.get(c) == "counterproductive"
-                    ),
-                    "rated_contacts": rated,
-                    "mean_peer_rating": round_half_up(Decimal(rsum) / rated, "0.01") if rated else None,
-                },
-                "behaviours": {code: counts.get(code, 0) for code in codes},
-            }
-        )
+    per_coach: dict[uuid.UUID, tuple] = {}
+    coach_codes: dict[uuid.UUID, dict[str, int]] = {cid: {} for cid in ids}
+    all_counts: dict[str, int] = {}
+    team_figures = (0, 0, 0, 0, 0)
+    for kind, cid, code, *figures in rows:
+        if kind == "coach":
+            per_coach[cid] = tuple(figures)
+        elif kind == "total":
+            team_figures = tuple(figures)
+        else:
+            n = figures[0]
+            coach_codes[cid][code] = n
+            all_counts[code] = all_counts.get(code, 0) + n
+    codes = [b.code for b in _reported(taxonomy, all_counts)]
+
     return {
         "team": {"id": str(team.id), "name": team.name},
         "from": period.first.isoformat(),
         "to": period.last.isoformat(),
-        "coaches": rows,
-        "totals": _totals(session, where, all_counts, polarity),
+        "coaches": [
+            {
+                "coach": {"id": str(c.id), "display_name": c.display_name},
+                "totals": _totals(per_coach.get(c.id, (0, 0, 0, 0, 0)), coach_codes[c.id], polarity),
+                "behaviours": {code: coach_codes[c.id].get(code, 0) for code in codes},
+            }
+            for c in coaches
+        ],
+        "totals": _totals(team_figures, all_counts, polarity),
     }
