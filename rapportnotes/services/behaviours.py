@@ -58,6 +58,14 @@ def add_behaviour(session: Session, organisation_id: uuid.UUID, data: dict[str, 
     return b
 
 
+@functools.cache
+def _codes_statement() -> Select[Any]:
+    return select(Behaviour.code, Behaviour.active).where(
+        Behaviour.organisation_id == bindparam("org", type_=Behaviour.organisation_id.type),
+        Behaviour.code.in_(bindparam("codes", expanding=True)),
+    )
+
+
 def check_codes(session: Session, organisation_id: uuid.UUID, codes: Iterable[str],
                 allowed_retired: Iterable[str] = ()) -> None:
     """Every code must be an active behaviour of the organisation.
@@ -68,10 +76,8 @@ def check_codes(session: Session, organisation_id: uuid.UUID, codes: Iterable[st
     codes = list(codes)
     if not codes:
         return
-    rows = dict(session.execute(
-        select(Behaviour.code, Behaviour.active).where(
-            Behaviour.organisation_id == organisation_id, Behaviour.code.in_(codes))
-    ).all())
+    params = {"org": organisation_id, "codes": codes}
+    rows = dict(session.connection().execute(_codes_statement(), params).all())
     keep = set(allowed_retired)
     problems = []
     for code in codes:

@@ -24,8 +24,8 @@ from rapportnotes.services.behaviours import check_codes
 from rapportnotes.services.timezones import local_date
 
 OPTIONAL = ("setting", "notes", "peer_rating", "external_id")
-_CONTACTS = Contact.__table__
-_TAGS = ContactBehaviour.__table__
+_INSERT_CONTACT = Contact.__table__.insert()
+_INSERT_TAGS = ContactBehaviour.__table__.insert()
 
 
 def contact_json(c: Any, codes: list[str]) -> dict[str, Any]:
@@ -97,13 +97,13 @@ def create_contact(
         "deleted": False,
         "deleted_at": None,
     }
-    # Table-level INSERTs: no ORM unit-of-work or bulk-persistence machinery on the hot path.
-    session.execute(_CONTACTS.insert(), [row])
+    # Table-level INSERTs on the session's connection: no ORM unit-of-work, bulk-persistence or
+    # ORM-execute machinery on the hot path.
+    conn = session.connection()
+    conn.execute(_INSERT_CONTACT, row)
     if codes:
-        session.execute(
-            _TAGS.insert(),
-            [{"organisation_id": org_id, "contact_id": row["id"], "code": c} for c in codes],
-        )
+        tags = [{"organisation_id": org_id, "contact_id": row["id"], "code": c} for c in codes]
+        conn.execute(_INSERT_TAGS, tags)
     return contact_json(_Row(row), codes)
 
 
