@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from flask import Blueprint, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from rapportnotes.api.common import (
     actor_for,
@@ -90,7 +91,8 @@ def list_():
     args = query_args({"limit", "cursor"})
     limit = int_arg(args, "limit", 50, 1, 200)
     after = decode_cursor(args.get("cursor"), 2)
-    q = select(Team).where(Team.organisation_id == user.organisation_id)
+    # Members are loaded on use elsewhere; a page of teams loads them all in one more query.
+    q = select(Team).options(selectinload(Team.members)).where(Team.organisation_id == user.organisation_id)
     if user.role == "supervisor":
         q = q.where(Team.id.in_(
             select(TeamMember.team_id).where(

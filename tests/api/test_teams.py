@@ -99,6 +99,34 @@ def test_team_listing_pages_cover_every_team_once(client, cast, world):
     assert seen == expected
 
 
+def test_team_listing_costs_the_same_statements_for_one_team_or_many(app, client, cast, world):
+    """Every team's members come in one query for the page, not one query per team."""
+    from sqlalchemy import event
+
+    from rapportnotes.extensions import db
+
+    seen: list[str] = []
+
+    def count() -> int:
+        seen.clear()
+        r = client.get(URL, headers=cast.admin.headers)
+        assert r.status_code == 200
+        return len(seen)
+
+    with app.app_context():
+        engine = db.engine
+    listener = lambda *args: seen.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        few = count()
+        for i in range(5):
+            world.team(cast.org, f"Extra {i}", coaches=[cast.coach])
+        many = count()
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert many == few
+
+
 @pytest.mark.parametrize(("query", "field"), [
     ("limit=0", "limit"), ("limit=201", "limit"), ("limit=x", "limit"), ("cursor=%%%", "cursor"),
     ("cursor=WyJhIl0", "cursor"), ("cursor=WyJhIiwibm90LWEtdXVpZCJd", "cursor"), ("name=x", "name"),
