@@ -177,6 +177,9 @@ def _team_coaches_statement() -> Select[Any]:
     )
 
 
+_NO_FIGURES = (0, 0, 0, 0, 0)  # no contacts: what _contact_figures() would give
+
+
 def _reported(taxonomy: list[Row[Any]], counted: dict[str, int]) -> list[Row[Any]]:
     """Active behaviours, plus retired ones that were counted in the period."""
     return [b for b in taxonomy if b.active or b.code in counted]
@@ -207,7 +210,7 @@ def coach_report(session: Session, coach: User, period: Period, bucket: str) -> 
     polarity = {b.code: b.polarity for b in taxonomy}
 
     code_counts: dict[str, int] = {}
-    figures, modalities = (0, 0, 0, 0, 0), {}
+    figures, modalities = _NO_FIGURES, {}
     for kind, _day, key, n, minutes, *rest in rows:
         if kind == "tag":
             code_counts[key] = code_counts.get(key, 0) + n
@@ -276,7 +279,7 @@ def team_report(session: Session, team: Team, period: Period) -> dict[str, Any]:
     per_coach: dict[uuid.UUID, tuple] = {}
     coach_codes: dict[uuid.UUID, dict[str, int]] = {cid: {} for cid in ids}
     all_counts: dict[str, int] = {}
-    team_figures = (0, 0, 0, 0, 0)
+    team_figures = _NO_FIGURES
     for kind, cid, code, *figures in rows:
         if kind == "coach":
             per_coach[cid] = tuple(figures)
@@ -295,7 +298,7 @@ def team_report(session: Session, team: Team, period: Period) -> dict[str, Any]:
         "coaches": [
             {
                 "coach": {"id": str(c.id), "display_name": c.display_name},
-                "totals": _totals(per_coach.get(c.id, (0, 0, 0, 0, 0)), coach_codes[c.id], polarity),
+                "totals": _totals(per_coach.get(c.id, _NO_FIGURES), coach_codes[c.id], polarity),
                 "behaviours": {code: coach_codes[c.id].get(code, 0) for code in codes},
             }
             for c in coaches
