@@ -15,21 +15,65 @@ import binascii
 import json
 import uuid
 from collections.abc import Callable
-from functools import wraps
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache, wraps
 from typing import Any, TypeVar
 
 from flask import Flask, Response, request
 from flask_jwt_extended import current_user, get_jwt, verify_jwt_in_request
-from sqlalchemy import exists, false, select
+from sqlalchemy import Select, bindparam, exists, select
 
 from rapportnotes.errors import ApiError, problem
 from rapportnotes.extensions import db, jwt
-from rapportnotes.models import RevokedToken, TeamMember, User
+from rapportnotes.models import Organisation, RevokedToken, TeamMember, User
 from rapportnotes.services import tokens
 
 REQUIRED_CLAIMS = ("exp", "iat", "jti", "type", "sub", "iss", "aud", "org", "gen")
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class OrganisationRef:
+    id: uuid.UUID
+    name: str
+    timezone: str
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated user as read for this request: a plain value, not an ORM object.
+
+    Every request loads it, so it comes from one prebuilt Core query (no ORM identity map,
+    no per-request statement building); a view that changes the user's own row loads the
+    ``User`` explicitly (see ``account``).
+    """
+
+    id: uuid.UUID
+    organisation_id: uuid.UUID
+    email: str
+    display_name: str
+    role: str
+    is_active: bool
+    token_generation: int
+    created_at: datetime
+    organisation: OrganisationRef
+
+
+@cache
+def _principal_statement() -> Select[Any]:
+    """User, organisation and access-token revocation in one round trip. For refresh tokens the
+    ``jti`` is bound as NULL (they are checked against their own table), so ``revoked`` is false."""
+    u, o = User.__table__.c, Organisation.__table__.c
+    revoked = exists().where(RevokedToken.__table__.c.jti == bindparam("jti", type_=RevokedToken.jti.type))
+    return (
+        select(u.id, u.organisation_id, u.email, u.display_name, u.role, u.is_active,
+               u.token_generation, u.created_at, o.name, o.timezone, revoked.label("revoked"))
+        .select_from(User.__table__.join(Organisation.__table__, o.id == u.organisation_id))
+        .where(u.organisation_id == bindparam("org", type_=User.organisation_id.type),
+               u.id == bindparam("uid", type_=User.id.type))
+    )
 
 
 def _unauthorized(detail: str, error: str = "invalid_token") -> Response:
@@ -97,24 +141,22 @@ def init_app(app: Flask) -> None:
         return False  # access tokens: checked together with the user, in one query (below)
 
     @jwt.user_lookup_loader
-    def _load_user(header: dict, payload: dict) -> User | None:
+    def _load_user(header: dict, payload: dict) -> Principal | None:
         """The user, fresh from the database, in the same query as the revocation check."""
         try:
             uid, org = uuid.UUID(payload["sub"]), uuid.UUID(payload["org"])
         except (KeyError, ValueError, TypeError, AttributeError):
             return None
-        revoked = exists().where(RevokedToken.jti == payload.get("jti"))
-        if payload.get("type") == "refresh":
-            revoked = false()  # refresh tokens are checked against their own table above
-        row = db.session.execute(
-            select(User, revoked).where(User.organisation_id == org, User.id == uid)
-        ).first()
+        jti = None if payload.get("type") == "refresh" else payload.get("jti")
+        params = {"org": org, "uid": uid, "jti": jti}
+        row = db.session.connection().execute(_principal_statement(), params).first()
         if row is None:
             return None
-        user, is_revoked = row
-        if is_revoked or not user.is_active or user.token_generation != payload.get("gen"):
+        if row.revoked or not row.is_active or row.token_generation != payload.get("gen"):
             return None
-        return user
+        return Principal(row.id, row.organisation_id, row.email, row.display_name, row.role,
+                         row.is_active, row.token_generation, row.created_at,
+                         OrganisationRef(row.organisation_id, row.name, row.timezone))
 
 
 def _raw_claims() -> dict[str, Any] | None:
@@ -156,16 +198,25 @@ def roles_required(*roles: str) -> Callable[[F], F]:
     return decorator
 
 
-def me() -> User:
+def me() -> Principal:
     """The authenticated user, loaded fresh from the database for this request."""
     return current_user  # type: ignore[return-value]
+
+
+def account() -> User:
+    """The authenticated user's own row, for the few views that change it."""
+    p = me()
+    user = db.session.get(User, (p.organisation_id, p.id))
+    if user is None:  # deleted between the token check and now: the token is no longer valid
+        raise unauthorized("The token is no longer valid.")
+    return user
 
 
 def token_claims() -> dict[str, Any]:
     return get_jwt()
 
 
-def supervised_coach_ids(user: User) -> set[uuid.UUID]:
+def supervised_coach_ids(user: Principal) -> set[uuid.UUID]:
     """Coaches in the teams where ``user`` is a supervisor member (same organisation only)."""
     sup = TeamMember.__table__.alias("sup")
     mem = TeamMember.__table__.alias("mem")
@@ -183,7 +234,7 @@ def supervised_coach_ids(user: User) -> set[uuid.UUID]:
     return {r[0] for r in rows}
 
 
-def may_see_coach(user: User, coach_id: uuid.UUID) -> bool:
+def may_see_coach(user: Principal, coach_id: uuid.UUID) -> bool:
     """Admins see everyone in their organisation; supervisors themself and their coaches."""
     if user.role == "admin":
         return True
@@ -194,7 +245,7 @@ def may_see_coach(user: User, coach_id: uuid.UUID) -> bool:
     return False
 
 
-def supervises_team(user: User, team_id: uuid.UUID) -> bool:
+def supervises_team(user: Principal, team_id: uuid.UUID) -> bool:
     return (
         db.session.scalar(
             select(TeamMember.user_id).where(

@@ -15,13 +15,13 @@ from marshmallow import Schema, ValidationError
 
 from rapportnotes.errors import ApiError, flatten_messages
 from rapportnotes.jsonbody import json_body
-from rapportnotes.models import User
 from rapportnotes.netaddr import client_address
 from rapportnotes.schemas.fields import RFC3339, text_problem, to_utc
+from rapportnotes.security import Principal
 from rapportnotes.services.audit import Actor
 
 
-def actor_for(user: User) -> Actor:
+def actor_for(user: Principal) -> Actor:
     return Actor(
         organisation_id=user.organisation_id,
         actor_type="user",

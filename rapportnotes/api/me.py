@@ -9,7 +9,7 @@ from rapportnotes.errors import ApiError
 from rapportnotes.extensions import db
 from rapportnotes.schemas.auth import PasswordChangeIn
 from rapportnotes.schemas.user import MeOut
-from rapportnotes.security import authenticated, me
+from rapportnotes.security import account, authenticated, me
 from rapportnotes.services import passwords, tokens
 from rapportnotes.services.audit import record_event
 
@@ -26,7 +26,7 @@ def get_me():
 @authenticated
 def change_password():
     """200 with fresh tokens: every other token of the user stops working, this client goes on."""
-    user = me()
+    user = account()
     data = load_body(PasswordChangeIn())
     if not passwords.verify_password(user.password_hash, data["current_password"]):
         record_event(db.session, actor_for(user), "user.password_change", target_type="user",

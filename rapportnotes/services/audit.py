@@ -34,6 +34,31 @@ class Actor:
     ip: str | None = None
 
 
+def event_row(
+    actor: Actor,
+    action: str,
+    *,
+    target_type: str | None = None,
+    target_id: Any = None,
+    status: int = 200,
+) -> dict[str, Any]:
+    """The audit row's values. ``record_event`` inserts it; the PostgreSQL contact create writes
+    it in the same statement as the contact (``services.contacts``)."""
+    return {
+        "organisation_id": actor.organisation_id,
+        "id": new_id(),
+        "at": utcnow(),
+        "actor_type": actor.actor_type,
+        "actor_id": actor.actor_id,
+        "action": action,
+        "target_type": target_type,
+        "target_id": None if target_id is None else str(target_id),
+        "status": status,
+        "request_id": actor.request_id,
+        "ip": actor.ip,
+    }
+
+
 def record_event(
     session: Session,
     actor: Actor,
@@ -46,22 +71,9 @@ def record_event(
     """Insert the event now, after flushing the caller's pending ORM changes so the rows it
     refers to (a new organisation, say) exist first. Returns the event id."""
     session.flush()
-    event_id = new_id()
-    row = {
-        "organisation_id": actor.organisation_id,
-        "id": event_id,
-        "at": utcnow(),
-        "actor_type": actor.actor_type,
-        "actor_id": actor.actor_id,
-        "action": action,
-        "target_type": target_type,
-        "target_id": None if target_id is None else str(target_id),
-        "status": status,
-        "request_id": actor.request_id,
-        "ip": actor.ip,
-    }
+    row = event_row(actor, action, target_type=target_type, target_id=target_id, status=status)
     session.connection().execute(_INSERT, row)
-    return event_id
+    return row["id"]
 
 
 def list_events_query(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
 from sqlalchemy import select, update
@@ -17,6 +18,9 @@ from sqlalchemy.orm import Session
 
 from rapportnotes.models import RefreshToken, RevokedToken, User
 from rapportnotes.models.types import utcnow
+
+if TYPE_CHECKING:  # security imports this module
+    from rapportnotes.security import Principal
 
 
 @dataclass(frozen=True)
@@ -34,14 +38,14 @@ class TokenPair:
         }
 
 
-def _claims(user: User) -> dict[str, object]:
+def _claims(user: User | Principal) -> dict[str, object]:
     """``org`` lets the per-request user lookup use the (organisation_id, id) primary key; the
     user's role and organisation still come from that row, never from the token."""
     return {"gen": user.token_generation, "org": str(user.organisation_id)}
 
 
 def issue_pair(
-    session: Session, user: User, access_ttl: timedelta, family_id: str | None = None
+    session: Session, user: User | Principal, access_ttl: timedelta, family_id: str | None = None
 ) -> TokenPair:
     """A new access token and a recorded refresh token (a new family unless one is given)."""
     claims = _claims(user)
@@ -65,7 +69,7 @@ class RefreshReused(Exception):
     """A refresh token was presented after it had been used or revoked."""
 
 
-def rotate(session: Session, user: User, jti: str, access_ttl: timedelta) -> TokenPair:
+def rotate(session: Session, user: User | Principal, jti: str, access_ttl: timedelta) -> TokenPair:
     """Spend refresh token ``jti`` and issue its successor in the same family.
 
     The row is claimed with a conditional UPDATE so two concurrent uses cannot both succeed.
@@ -98,7 +102,7 @@ def revoke_family(session: Session, organisation_id: uuid.UUID, family_id: str) 
     )
 
 
-def revoke_refresh_token(session: Session, user: User, jti: str) -> bool:
+def revoke_refresh_token(session: Session, user: User | Principal, jti: str) -> bool:
     """Revoke the family of a refresh token the user owns; False when it is not theirs."""
     row = session.get(RefreshToken, jti)
     if row is None or row.user_id != user.id:
@@ -107,7 +111,7 @@ def revoke_refresh_token(session: Session, user: User, jti: str) -> bool:
     return True
 
 
-def revoke_access_token(session: Session, user: User, jti: str, expires_at: datetime) -> None:
+def revoke_access_token(session: Session, user: User | Principal, jti: str, expires_at: datetime) -> None:
     if session.get(RevokedToken, jti) is None:
         session.add(
             RevokedToken(

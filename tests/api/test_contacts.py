@@ -333,20 +333,88 @@ def test_every_contact_operation_is_audited_once(client, cast, world):
 
 
 def test_failed_audit_insert_fails_the_request_and_stores_no_contact(client, cast, world, monkeypatch):
-    import rapportnotes.api.contacts as view
+    from rapportnotes.services import audit
 
-    def broken(session, actor, action, **kw):
-        from rapportnotes.models import AuditEvent
+    real = audit.event_row
 
-        session.add(
-            AuditEvent(organisation_id=actor.organisation_id, actor_type="user", action=None, status=200)
-        )  # NOT NULL violation at commit
+    def broken(*args, **kw):
+        return {**real(*args, **kw), "action": None}  # NOT NULL violation in the audit insert
 
-    monkeypatch.setattr(view, "record_event", broken)
+    monkeypatch.setattr(audit, "event_row", broken)
     r = post(client, cast.coach)
     assert_problem(r, 500)
     assert "Traceback" not in r.get_data(as_text=True)
     assert world.count(Contact) == 0 and world.count(ContactBehaviour) == 0
+
+
+class _Statements:
+    """Each statement the app sends, with whether its connection was in autocommit."""
+
+    def __init__(self, app, backend):
+        from rapportnotes.extensions import db
+
+        with app.app_context():
+            self.engine = db.engine
+        self.backend, self.seen = backend, []
+
+    def _spy(self, conn, cursor, statement, params, context, executemany):
+        raw = conn.connection.driver_connection
+        autocommit = raw.autocommit if self.backend == "postgresql" else None
+        self.seen.append((statement.split()[0].upper(), autocommit))
+
+    def __enter__(self):
+        from sqlalchemy import event
+
+        event.listen(self.engine, "before_cursor_execute", self._spy)
+        return self.seen
+
+    def __exit__(self, *exc):
+        from sqlalchemy import event
+
+        event.remove(self.engine, "before_cursor_execute", self._spy)
+
+
+def test_create_is_one_statement_outside_a_transaction_block_on_postgresql(client, cast, world, app,
+                                                                            backend):
+    with _Statements(app, backend) as seen:
+        r = post(client, cast.coach)
+    assert r.status_code == 201
+    if backend == "postgresql":
+        # The caller's row, then contact + tags + audit row in one statement; no BEGIN/COMMIT.
+        assert seen == [("SELECT", True), ("WITH", True)]
+    else:  # caller, taxonomy check, contact, tags, audit row: one transaction
+        assert [s for s, _ in seen] == ["SELECT", "SELECT", "INSERT", "INSERT", "INSERT"]
+    assert world.count(ContactBehaviour) == 2
+    assert ("contact.create", 201) in world.audit_actions(cast.org)
+    # The pooled connection goes back to transactions for the next request.
+    with _Statements(app, backend) as seen:
+        assert client.get(f"{URL}/{r.get_json()['id']}", headers=cast.coach.headers).status_code == 200
+    assert seen and all(autocommit in (False, None) for _, autocommit in seen)
+
+
+def test_create_with_an_idempotency_key_keeps_its_transaction(client, cast, app, backend):
+    headers = {**cast.coach.headers, "Idempotency-Key": str(uuid.uuid4())}
+    with _Statements(app, backend) as seen:
+        r = client.post(URL, json=body(), headers=headers)
+    assert r.status_code == 201
+    assert all(autocommit in (False, None) for _, autocommit in seen)
+    assert "INSERT" in [s for s, _ in seen]  # the idempotency record, in the same transaction
+
+
+def test_a_code_that_slips_past_the_check_is_never_stored(client, cast, world, monkeypatch, backend):
+    """The statement itself re-checks the codes on PostgreSQL (and the foreign key everywhere):
+    with the separate check switched off, an unknown code still stores nothing."""
+    import rapportnotes.services.contacts as svc
+
+    monkeypatch.setattr(svc, "check_codes", lambda *a, **kw: None)
+    r = post(client, cast.coach, behaviours=["empathy", "no_such_code"])
+    if backend == "postgresql":
+        assert_problem(r, 409)
+        assert "taxonomy changed" in r.get_json()["detail"]
+    else:
+        assert_problem(r, 500)  # the foreign key refuses it
+    assert world.count(Contact) == 0 and world.count(ContactBehaviour) == 0
+    assert ("contact.create", 201) not in world.audit_actions(cast.org)
 
 
 def test_notes_never_reach_the_logs_or_audit(client, cast, world, caplog):

@@ -50,7 +50,7 @@ def test_contact_lifecycle_follows_the_links(app, world, cast):
                                    excluded_checks=[ignored_auth], transport_kwargs=kwargs or None,
                                    recorder=getattr(self, "recorder", None))
 
-    Workflow.run(settings=settings(max_examples=15, stateful_step_count=6, deadline=None, database=None,
+    Workflow.run(settings=settings(max_examples=40, stateful_step_count=6, deadline=None, database=None,
                                    derandomize=True, suppress_health_check=list(HealthCheck)))
     # The links were followed: contacts were created, then read, changed and deleted by id.
     done = {action for action, status in world.audit_actions(cast.org) if status < 300}

@@ -16,6 +16,7 @@ from sqlalchemy import event
 
 from rapportnotes.models import Behaviour, Team, User
 from rapportnotes.services import reports
+from rapportnotes.services.audit import Actor
 from rapportnotes.services.contacts import create_contact, soft_delete
 
 
@@ -83,6 +84,7 @@ def _log(session, org, coach, when, **over):
         tz=session.get_one(User, (org, coach)).organisation.timezone,
         coach_id=coach,
         data=data,
+        actor=Actor(org, "user", str(coach)),
     )
 
 
