@@ -21,7 +21,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgresql://root@127.0.0.1:5432/postgres")
 SECRET = "bench-secret-key-that-is-long-enough-0123456789abcdef"
-GUNICORN_ARGS = ["--workers", os.environ.get("BENCH_WORKERS", "4"), "--worker-class", "sync",
+WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
+GUNICORN_ARGS = ["--workers", str(WORKERS), "--worker-class", "sync",
                  "--log-level", "warning", "--access-logfile", "/dev/null"]
 
 

@@ -10,7 +10,6 @@ from rapportnotes.api.common import actor_for, bad_query, date_arg, query_args
 from rapportnotes.api.teams import get_visible_team
 from rapportnotes.errors import ApiError
 from rapportnotes.extensions import db
-from rapportnotes.models import User
 from rapportnotes.security import may_see_coach, me, parse_id, roles_required
 from rapportnotes.services import report_csv, reports
 from rapportnotes.services.audit import record_event
@@ -55,7 +54,7 @@ def coach(coach_id: str):
     user = me()
     args = query_args({"from", "to", "bucket", "format"})
     cid = parse_id(coach_id, "coach")
-    target = db.session.get(User, (user.organisation_id, cid))
+    target = reports.find_coach(db.session, user.organisation_id, cid)
     if target is None or target.role == "admin" or not may_see_coach(user, cid):
         raise ApiError(404, "No such coach.")
     period = _period(args, user.organisation.timezone)

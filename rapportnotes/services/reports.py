@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     CompoundSelect,
@@ -203,7 +203,30 @@ def _params(org_id: uuid.UUID, period: Period, **more: Any) -> dict[str, Any]:
     return {"org": org_id, "first": period.first, "last": period.last, **more}
 
 
-def coach_report(session: Session, coach: User, period: Period, bucket: str) -> dict[str, Any]:
+class Subject(Protocol):
+    """Who a coach report is about: a ``User`` or the row ``find_coach`` returns."""
+
+    id: uuid.UUID
+    organisation_id: uuid.UUID
+    display_name: str
+
+
+@functools.cache
+def _coach_statement() -> Select[Any]:
+    u = User.__table__.c
+    return select(u.id, u.organisation_id, u.display_name, u.role).where(
+        u.organisation_id == bindparam("org", type_=User.organisation_id.type),
+        u.id == bindparam("uid", type_=User.id.type),
+    )
+
+
+def find_coach(session: Session, org_id: uuid.UUID, coach_id: uuid.UUID) -> Row[Any] | None:
+    """A report's subject as a plain row (id, organisation_id, display_name, role): every pull
+    loads one, and a report needs no ORM object (prebuilt, so no per-request statement work)."""
+    return session.connection().execute(_coach_statement(), {"org": org_id, "uid": coach_id}).first()
+
+
+def coach_report(session: Session, coach: Subject, period: Period, bucket: str) -> dict[str, Any]:
     org_id = coach.organisation_id
     rows = session.connection().execute(coach_statement(), _params(org_id, period, coach=coach.id)).all()
     taxonomy = catalogue(session, org_id)
