@@ -20,7 +20,7 @@ from rapportnotes.errors import ApiError, not_found
 from rapportnotes.extensions import db
 from rapportnotes.models import ROLES, TeamMember, User
 from rapportnotes.schemas.user import UserIn, UserOut, UserPatch
-from rapportnotes.security import me, parse_id, roles_required
+from rapportnotes.security import Principal, me, parse_id, roles_required
 from rapportnotes.services import passwords, tokens
 from rapportnotes.services.audit import record_event
 from rapportnotes.services.organisations import (
@@ -108,10 +108,38 @@ def _update_action(user: User, data: dict) -> str:
     return "user.update"
 
 
+def _keep_an_admin(admin: Principal, user: User, data: dict) -> None:
+    """Demoting or deactivating an admin must leave the organisation an active admin.
+
+    Each request alone refuses only "yourself"; two admins demoting each other at the same
+    moment would each still see the other in place. So the organisation's admin rows are
+    locked first (``FOR UPDATE`` on PostgreSQL, SQLite's one write lock there) and read after
+    the lock is held: the second request then sees the first one's change.
+    """
+    if data.get("role", "admin") == "admin" and data.get("is_active") is not False:
+        return
+    conn = db.session.connection()
+    if conn.dialect.name == "sqlite":
+        # pysqlite opens its transaction only at the first write, so the read below would be
+        # unprotected: take SQLite's write lock first (nothing has been written yet here).
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    admins = set(db.session.scalars(
+        select(User.id)
+        .where(User.organisation_id == admin.organisation_id, User.role == "admin",
+               User.is_active.is_(True))
+        .with_for_update()
+    ))
+    if admin.id not in admins:  # demoted or deactivated since this request's token check
+        raise ApiError(403, "Your role may not use this endpoint.")
+    if user.id in admins and not admins - {user.id}:
+        raise ApiError(409, "The organisation must keep at least one active admin.")
+
+
 @bp.patch("/<user_id>")
 @roles_required("admin")
 def update(user_id: str):
-    """An admin may not deactivate or demote themself: the organisation keeps a way in."""
+    """An admin may not deactivate or demote themself, and the organisation always keeps an
+    active admin: it keeps a way in."""
     admin = me()
     user = _get(user_id)
     data = load_body(UserPatch())
@@ -119,6 +147,7 @@ def update(user_id: str):
         data.get("is_active") is False or data.get("role", "admin") != "admin"
     ):
         raise ApiError(409, "You cannot deactivate or demote yourself.")
+    _keep_an_admin(admin, user, data)
     if data.get("role", user.role) != user.role:
         _check_memberships(user, data["role"])
     action = _update_action(user, data)

@@ -355,3 +355,46 @@ def test_an_admin_resetting_their_own_password_ends_their_own_sessions_too(clien
     assert r.status_code == 200
     assert_problem(client.get("/api/v1/me", headers=cast.admin.headers), 401)
     assert login(client, cast.admin.email, GOOD_PASSWORD).status_code == 200
+
+
+def test_two_admins_demoting_each_other_at_once_leave_one_admin(app, cast, world, monkeypatch):
+    """Each request alone only refuses "yourself". Both requests are held just after their
+    checks until the other arrives (or 2 s pass): unless the first one's check blocks the
+    second, both would pass and the organisation would be left without an admin."""
+    import contextlib
+    import threading
+
+    import rapportnotes.api.users as view
+
+    other = world.user(cast.org, "admin")
+    held = threading.Barrier(2)
+    real = view._update_action
+
+    def hold(user, data):
+        # Times out when the other request is blocked behind this one's lock: go on alone.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            held.wait(timeout=2)
+        return real(user, data)
+
+    monkeypatch.setattr(view, "_update_action", hold)
+    start = threading.Barrier(2)
+    results = {}
+
+    def demote(actor, target):
+        c = app.test_client()
+        start.wait()
+        results[actor.id] = c.patch(f"{URL}/{target.id}", json={"role": "coach"}, headers=actor.headers)
+
+    threads = [threading.Thread(target=demote, args=pair)
+               for pair in ((cast.admin, other), (other, cast.admin))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    statuses = sorted(r.status_code for r in results.values())
+    assert statuses[0] == 200 and statuses[1] in (403, 409, 503), statuses
+    admins = world.run(lambda s: s.scalars(
+        select(User.id).where(User.organisation_id == uuid.UUID(cast.org), User.role == "admin",
+                              User.is_active.is_(True))).all())
+    assert len(admins) == 1
+
