@@ -270,3 +270,22 @@ def test_reports_never_load_contact_rows(app, world):
         assert "notes" not in sql
         if "FROM contacts" in sql:
             assert "count(" in sql.lower() or "sum(" in sql.lower(), sql
+
+
+def test_sql_buckets_match_the_python_definition_every_day_of_two_years(world):
+    """Weeks and months are bucketed in SQL (one dialect-specific expression each); they must
+    agree with ``bucket_start`` on every day, leap day and year ends included."""
+    from datetime import timedelta
+
+    from sqlalchemy import Date, bindparam, select
+
+    days = [date(2023, 12, 25) + timedelta(days=i) for i in range(800)]
+    stmt = select(reports._bucket_of(bindparam("d", type_=Date), "week"),
+                  reports._bucket_of(bindparam("d", type_=Date), "month"))
+
+    def starts(s):
+        conn = s.connection()
+        return [tuple(conn.execute(stmt, {"d": d}).one()) for d in days]
+
+    assert world.run(starts) == [(reports.bucket_start(d, "week"), reports.bucket_start(d, "month"))
+                                 for d in days]
