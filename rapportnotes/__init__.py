@@ -35,6 +35,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=_migrations_dir(), compare_type=True)
     jwt.init_app(app)
     limiter.init_app(app)
+    _configure_pool(app)
     _configure_sqlite(app)
 
     from rapportnotes import models  # noqa: F401 - register tables with the metadata
@@ -49,6 +50,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 def _migrations_dir() -> str:
     return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
+
+
+def _configure_pool(app: Flask) -> None:
+    from rapportnotes.extensions import db
+    from rapportnotes.pool import ping_when_idle
+
+    with app.app_context():
+        ping_when_idle(db.engine, app.config["DB_PING_IDLE_S"])
 
 
 def _configure_sqlite(app: Flask) -> None:

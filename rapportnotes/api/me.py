@@ -14,12 +14,13 @@ from rapportnotes.services import passwords, tokens
 from rapportnotes.services.audit import record_event
 
 bp = Blueprint("me", __name__, url_prefix="/me")
+_out = MeOut()
 
 
 @bp.get("")
 @authenticated
 def get_me():
-    return MeOut().dump(me())
+    return _out.dump(me())
 
 
 @bp.post("/password")

@@ -58,20 +58,18 @@ def test_database_goes_away_and_comes_back_without_a_restart(needs_pg, world):
         with app.app_context():
             from rapportnotes.extensions import db
 
-            opts = db.engine.dialect, db.engine.pool._pre_ping
             db.engine.dispose()
-        assert opts[1] is True
     finally:
         if proxy:
             proxy.stop()
         drop_pg_database(url)
 
 
-def test_engine_has_pre_ping_and_statement_timeout(app, backend):
+def test_engine_has_a_statement_timeout(app, backend):
     from rapportnotes.config import engine_options
 
     opts = engine_options(dict(app.config))
-    assert opts["pool_pre_ping"] is True
+    assert "pool_pre_ping" not in opts  # rapportnotes.pool pings idle connections instead
     if backend == "postgresql":
         assert "statement_timeout=5000" in opts["connect_args"]["options"]
         with app.app_context():
@@ -81,3 +79,102 @@ def test_engine_has_pre_ping_and_statement_timeout(app, backend):
 
             assert db.session.execute(text("SHOW statement_timeout")).scalar() == "5s"
             db.session.rollback()
+
+
+def _pinging_app(database_url: str, idle_s: float, monkeypatch, fail_first: bool = False):
+    """An app whose dialect counts pings (and, with ``fail_first``, fails the first one)."""
+    app = make_app(database_url, DB_PING_IDLE_S=idle_s)
+    pings: list[int] = []
+    with app.app_context():
+        from rapportnotes.extensions import db
+
+        dialect = db.engine.dialect
+    real = dialect.do_ping
+
+    def counted(dbapi_conn):
+        pings.append(1)
+        if fail_first and len(pings) == 1:
+            raise RuntimeError("connection reset by peer")
+        return real(dbapi_conn)
+
+    monkeypatch.setattr(dialect, "do_ping", counted)
+    return app, pings
+
+
+def _dispose(app) -> None:
+    with app.app_context():
+        from rapportnotes.extensions import db
+
+        db.engine.dispose()
+
+
+def test_busy_connections_are_not_pinged(database_url, world, monkeypatch):
+    u = world.user(world.org(), "coach")
+    app, pings = _pinging_app(database_url, 3600, monkeypatch)
+    c = app.test_client()
+    for _ in range(5):
+        assert c.get("/api/v1/me", headers=u.headers).status_code == 200
+    assert pings == []  # each checkout found a connection used moments ago
+    _dispose(app)
+
+
+def test_idle_connections_are_pinged_on_checkout(database_url, world, monkeypatch):
+    u = world.user(world.org(), "coach")
+    app, pings = _pinging_app(database_url, 0, monkeypatch)
+    c = app.test_client()
+    for _ in range(3):
+        assert c.get("/api/v1/me", headers=u.headers).status_code == 200
+    assert len(pings) >= 2  # every checkout after the first connect pings
+    _dispose(app)
+
+
+def test_an_idle_connection_that_fails_its_ping_is_replaced_without_failing_the_request(
+        database_url, world, monkeypatch):
+    u = world.user(world.org(), "coach")
+    app, pings = _pinging_app(database_url, 0, monkeypatch, fail_first=True)
+    c = app.test_client()
+    assert c.get("/api/v1/me", headers=u.headers).status_code == 200
+    assert c.get("/api/v1/me", headers=u.headers).status_code == 200  # pings, fails, reconnects
+    assert len(pings) >= 2
+    _dispose(app)
+
+
+def _terminate_other_backends(url: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            return len(conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).all())
+    finally:
+        admin.dispose()
+
+
+@pytest.mark.parametrize("needs_pg", [pytest.param(True, id="postgresql")] if PG_URL else [])
+@pytest.mark.parametrize("idle_s", [0, 3600])
+def test_a_killed_server_connection(needs_pg, idle_s):
+    """Pinged (idle) connections are replaced unseen; a busy one fails one request with 503,
+    after which the pool is discarded and the next request succeeds."""
+    url = create_pg_database("rn_ping")
+    try:
+        migrate_to_head(url)
+        app = make_app(url, DB_PING_IDLE_S=idle_s)
+        from tests.support.world import World
+
+        w = World(app)
+        u = w.user(w.org(), "coach")
+        c = app.test_client()
+        assert c.get("/api/v1/me", headers=u.headers).status_code == 200
+        assert _terminate_other_backends(url) >= 1
+        r = c.get("/api/v1/me", headers=u.headers)
+        if idle_s == 0:
+            assert r.status_code == 200
+        else:
+            assert_problem(r, 503)
+            assert "Traceback" not in r.get_data(as_text=True)
+        assert c.get("/api/v1/me", headers=u.headers).status_code == 200
+        _dispose(app)
+    finally:
+        drop_pg_database(url)
