@@ -13,16 +13,16 @@ from rapportnotes.extensions import db
 
 
 def _audit(organisation_id: uuid.UUID, command: str, action: str, target_type: str,
-           target_id: object) -> None:
+           target_id: object, status: int = 201) -> None:
     """Operator commands are audited like admin changes, with the system as the actor."""
     from rapportnotes.services.audit import Actor, record_event
 
     record_event(db.session, Actor(organisation_id, "system", f"cli:{command}"), action,
-                 target_type=target_type, target_id=target_id, status=201)
+                 target_type=target_type, target_id=target_id, status=status)
 
 
 def register(app: Flask) -> None:
-    for command in (create_org, create_user_cmd, seed_demo_cmd, purge_cmd):
+    for command in (create_org, set_timezone_cmd, create_user_cmd, seed_demo_cmd, purge_cmd):
         app.cli.add_command(command)
 
 
@@ -56,6 +56,28 @@ def create_org(name: str, timezone: str) -> None:
     _audit(org.id, "create-org", "organisation.create", "organisation", org.id)
     db.session.commit()
     click.echo(str(org.id))
+
+
+@click.command("set-timezone")
+@with_appcontext
+@click.argument("org_id")
+@click.argument("timezone")
+def set_timezone_cmd(org_id: str, timezone: str) -> None:
+    """Move an organisation to another IANA time zone; recomputes its contacts' local dates."""
+    from rapportnotes.services.organisations import change_timezone
+
+    try:
+        oid = uuid.UUID(org_id)
+    except ValueError:
+        raise click.BadParameter("not an organisation id", param_hint="ORG_ID")
+    try:
+        changed = change_timezone(db.session, oid, timezone)
+    except ValueError as exc:
+        db.session.rollback()
+        raise click.BadParameter(str(exc))
+    _audit(oid, "set-timezone", "organisation.update", "organisation", oid, status=200)
+    db.session.commit()
+    click.echo(f"timezone={timezone} contacts_redated={changed}")
 
 
 @click.command("create-user")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from rapportnotes.errors import ApiError
-from rapportnotes.models import Organisation, User
+from rapportnotes.models import Contact, Organisation, User
+from rapportnotes.models.types import utcnow
 from rapportnotes.services import passwords
 from rapportnotes.services.taxonomy import ensure_default_behaviours
-from rapportnotes.services.timezones import is_valid_zone
+from rapportnotes.services.timezones import is_valid_zone, local_date
 
 # Which user roles may hold which team-membership role.
 _MEMBERSHIP = {"coach": {"coach", "supervisor"}, "supervisor": {"supervisor", "admin"}}
@@ -72,3 +74,62 @@ def create_user(
     )
     session.add(user)
     return user
+
+
+# A request reads the organisation's time zone when it starts and writes a contact's local date
+# before it ends; one that started before a change and wrote after it is caught by a second
+# pass over contacts written since the change began (requests end long before this: statement
+# timeout, gunicorn's worker timeout).
+TIMEZONE_SETTLE = timedelta(minutes=2)
+
+
+def change_timezone(session: Session, organisation_id: uuid.UUID, timezone: str,
+                    batch_size: int = 1000) -> int:
+    """Move an organisation to another time zone and recompute its contacts' local dates.
+
+    Reports group by ``contacts.local_date`` (the contact's date in the organisation's zone,
+    fixed at write time), so a new zone needs every stored date recomputed, by the same Python
+    function that computes it on write. The zone change commits first, so new writes use it;
+    the dates are then rewritten in committed batches (keyset on id, so memory stays flat on a
+    large history), then contacts written since the change began get a second pass. Commits;
+    returns how many contacts' dates changed. ``ValueError`` for an unknown zone or organisation.
+    """
+    if not is_valid_zone(timezone):
+        raise ValueError(f"unknown time zone {timezone!r}")
+    org = session.execute(select(Organisation).where(Organisation.id == organisation_id)
+                          .with_for_update()).scalar_one_or_none()
+    if org is None:
+        raise ValueError(f"no organisation {organisation_id}")
+    began = utcnow()
+    org.timezone = timezone
+    session.commit()
+    changed = _recompute_local_dates(session, organisation_id, timezone, batch_size, since=None)
+    changed += _recompute_local_dates(session, organisation_id, timezone, batch_size,
+                                      since=began - TIMEZONE_SETTLE)
+    return changed
+
+
+def _recompute_local_dates(session: Session, organisation_id: uuid.UUID, timezone: str,
+                           batch_size: int, since: datetime | None) -> int:
+    c = Contact.__table__.c
+    update = (Contact.__table__.update()
+              .where(c.organisation_id == organisation_id, c.id == bindparam("cid"))
+              .values(local_date=bindparam("day")))
+    changed, after = 0, None
+    while True:
+        q = (select(c.id, c.occurred_at, c.local_date).where(c.organisation_id == organisation_id)
+             .order_by(c.id).limit(batch_size))
+        if after is not None:
+            q = q.where(c.id > after)
+        if since is not None:
+            q = q.where(or_(c.created_at >= since, c.updated_at >= since))
+        rows = session.execute(q).all()
+        if not rows:
+            return changed
+        moved = [{"cid": r.id, "day": day} for r in rows
+                 if (day := local_date(r.occurred_at, timezone)) != r.local_date]
+        if moved:
+            session.execute(update, moved)
+        session.commit()
+        changed += len(moved)
+        after = rows[-1].id

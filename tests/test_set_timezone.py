@@ -1,0 +1,141 @@
+"""``rapportnotes set-timezone``: an organisation's zone changes and reports follow it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from rapportnotes.models import AuditEvent, Contact, Organisation
+from rapportnotes.services.timezones import local_date
+
+# Instants whose calendar date differs between New York and London (and UTC), around midnight
+# and across both 2025 daylight-saving changes of each zone.
+INSTANTS = [
+    datetime(2025, 3, 9, 3, 30, tzinfo=UTC),   # 22:30 NY on 8 Mar, 03:30 London on 9 Mar
+    datetime(2025, 3, 9, 7, 30, tzinfo=UTC),   # NY just after its spring-forward
+    datetime(2025, 3, 30, 0, 30, tzinfo=UTC),  # London's spring-forward night
+    datetime(2025, 3, 30, 23, 30, tzinfo=UTC),  # 00:30 London (BST) on 31 Mar
+    datetime(2025, 10, 26, 0, 30, tzinfo=UTC),  # London's fall-back night
+    datetime(2025, 11, 2, 4, 30, tzinfo=UTC),  # NY's fall-back night
+    datetime(2025, 6, 1, 12, 0, tzinfo=UTC),   # same date everywhere
+]
+
+
+def _log(client, coach, instant):
+    r = client.post("/api/v1/contacts", headers=coach.headers, json={
+        "peer_ref": "TZ-1", "occurred_at": instant.isoformat().replace("+00:00", "Z"),
+        "duration_minutes": 10, "modality": "phone", "behaviours": ["empathy"]})
+    assert r.status_code == 201, r.get_json()
+    return uuid.UUID(r.get_json()["id"])
+
+
+def _stored(world, org_id):
+    return world.run(lambda s: {c.id: (c.occurred_at, c.local_date) for c in s.scalars(
+        select(Contact).where(Contact.organisation_id == uuid.UUID(org_id)))})
+
+
+def _daily(client, headers, coach_id):
+    r = client.get(f"/api/v1/coaches/{coach_id}/report?from=2025-03-01&to=2025-11-30&bucket=day",
+                   headers=headers)
+    assert r.status_code == 200, r.get_json()
+    return {b["start"]: b["contacts"] for b in r.get_json()["series"] if b["contacts"]}
+
+
+def test_set_timezone_redates_every_contact_and_reports_follow(runner, world, client):
+    org = world.org(timezone="America/New_York")
+    coach = world.user(org, "coach")
+    ids = [_log(client, coach, t) for t in INSTANTS]
+    other_org = world.org(timezone="America/New_York")
+    other_coach = world.user(other_org, "coach")
+    other_id = _log(client, other_coach, INSTANTS[0])
+    before = _stored(world, org)
+    assert all(day == local_date(t, "America/New_York") for t, day in before.values())
+    ny_days = _daily(client, coach.headers, coach.id)
+
+    result = runner.invoke(args=["set-timezone", org, "Europe/London"])
+    assert result.exit_code == 0, result.output
+    after = _stored(world, org)
+    expected = {cid: local_date(t, "Europe/London") for cid, (t, _) in before.items()}
+    assert {cid: day for cid, (_, day) in after.items()} == expected
+    moved = sum(1 for cid in ids if before[cid][1] != expected[cid])
+    assert moved >= 4 and f"contacts_redated={moved}" in result.output
+    assert world.run(lambda s: s.get(Organisation, uuid.UUID(org)).timezone) == "Europe/London"
+    # The other organisation is untouched.
+    assert _stored(world, other_org)[other_id][1] == date(2025, 3, 8)
+
+    london_days = _daily(client, coach.headers, coach.id)
+    assert london_days != ny_days
+    want: dict[str, int] = {}
+    for t in INSTANTS:
+        key = local_date(t, "Europe/London").isoformat()
+        want[key] = want.get(key, 0) + 1
+    assert london_days == want
+    # A contact logged after the change gets a London date at once.
+    late = _log(client, coach, datetime(2025, 3, 9, 3, 30, tzinfo=UTC))
+    assert _stored(world, org)[late][1] == date(2025, 3, 9)
+    events = world.run(lambda s: [(e.action, e.actor_type, e.status) for e in s.scalars(
+        select(AuditEvent).where(AuditEvent.organisation_id == uuid.UUID(org),
+                                 AuditEvent.action == "organisation.update"))])
+    assert events == [("organisation.update", "system", 200)]
+
+
+def test_set_timezone_works_in_batches(app, world, client):
+    from rapportnotes.extensions import db
+    from rapportnotes.services.organisations import change_timezone
+
+    org = world.org(timezone="America/New_York")
+    coach = world.user(org, "coach")
+    start = datetime(2025, 1, 1, 2, 0, tzinfo=UTC)  # 21:00 NY the day before: every date moves
+    for i in range(7):
+        _log(client, coach, start + timedelta(days=i))
+    with app.app_context():
+        changed = change_timezone(db.session, uuid.UUID(org), "UTC", batch_size=2)
+    assert changed == 7
+    assert all(day == t.date() for t, day in _stored(world, org).values())
+    with app.app_context():  # running it again finds nothing to move
+        assert change_timezone(db.session, uuid.UUID(org), "UTC", batch_size=2) == 0
+
+
+def test_contacts_written_while_it_runs_get_the_second_pass(app, world, client, monkeypatch):
+    """A request that read the old zone and wrote after the switch is redated too."""
+    from rapportnotes.extensions import db
+    from rapportnotes.services import organisations
+
+    org = world.org(timezone="America/New_York")
+    coach = world.user(org, "coach")
+    cid = _log(client, coach, INSTANTS[0])  # written moments ago: inside the settle window
+    real = organisations._recompute_local_dates
+
+    def first_pass_then_a_stale_write(session, org_id, tz, batch_size, since):
+        n = real(session, org_id, tz, batch_size, since)
+        if since is None:  # between the passes, a write computed with the old zone lands
+            world.run(lambda s: s.execute(Contact.__table__.update().where(Contact.id == cid)
+                                          .values(local_date=date(2025, 3, 8))))
+        return n
+
+    monkeypatch.setattr(organisations, "_recompute_local_dates", first_pass_then_a_stale_write)
+    with app.app_context():
+        organisations.change_timezone(db.session, uuid.UUID(org), "Europe/London")
+    assert _stored(world, org)[cid][1] == date(2025, 3, 9)
+
+
+@pytest.mark.parametrize("args", [
+    ["not-a-uuid", "Europe/London"],
+    [str(uuid.uuid4()), "Europe/London"],
+    ["{org}", "Mars/Olympus_Mons"],
+    ["{org}", ""],
+])
+def test_set_timezone_rejects_bad_input_and_changes_nothing(runner, world, client, args):
+    org = world.org(timezone="America/New_York")
+    coach = world.user(org, "coach")
+    _log(client, coach, INSTANTS[0])
+    before = _stored(world, org)
+    result = runner.invoke(args=["set-timezone", *[a.format(org=org) for a in args]])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert world.run(lambda s: s.get(Organisation, uuid.UUID(org)).timezone) == "America/New_York"
+    assert _stored(world, org) == before
+    assert world.count(AuditEvent, action="organisation.update") == 0
