@@ -34,6 +34,7 @@ from sqlalchemy import (
     literal_column,
     null,
     select,
+    true,
     union_all,
 )
 from sqlalchemy.ext.compiler import compiles
@@ -196,20 +197,33 @@ def coach_statement(bucket: str = "day") -> CompoundSelect:
 
 
 @functools.cache
-def team_statement() -> CompoundSelect:
+def team_statement(dialect: str = "sqlite") -> CompoundSelect:
     """Rows of (kind, coach_id, code, n, minutes, peers, rated, rating_sum), kind one of
-    ``coach`` (per coach), ``total`` (the team as a whole) and ``tag`` (per coach and code)."""
+    ``coach`` (per coach), ``total`` (the team as a whole) and ``tag`` (per coach and code).
+
+    On PostgreSQL the tags are read per contact (a LATERAL subquery behind ``OFFSET 0``, which
+    keeps the planner from flattening it into a join): a team's quarter is thousands of contacts,
+    and with a plain join the planner may hash-join them against a scan of the organisation's
+    whole tag table, whose cost grows with the history rather than with the team."""
     where = _live(_C.coach_id.in_(bindparam("coaches", type_=_C.coach_id.type, expanding=True)))
     no_int = _none(Integer)
+    if dialect == "postgresql":
+        per_contact = (select(_T.code)
+                       .where(_T.organisation_id == _C.organisation_id, _T.contact_id == _C.id)
+                       .offset(literal_column("0"))
+                       .lateral("tags"))
+        tagged, code = Contact.__table__.join(per_contact, true()), per_contact.c.code
+    else:
+        tagged, code = _TAGGED, _T.code
     return union_all(
         select(_kind("coach"), _C.coach_id, _none(String), *_contact_figures())
         .where(*where)
         .group_by(_C.coach_id),
         select(_kind("total"), _none(Uuid), _none(String), *_contact_figures()).where(*where),
-        select(_kind("tag"), _C.coach_id, _T.code, func.count(), no_int, no_int, no_int, no_int)
-        .select_from(_TAGGED)
+        select(_kind("tag"), _C.coach_id, code, func.count(), no_int, no_int, no_int, no_int)
+        .select_from(tagged)
         .where(*where)
-        .group_by(_C.coach_id, _T.code),
+        .group_by(_C.coach_id, code),
     )
 
 
@@ -347,7 +361,8 @@ def team_report(session: Session, team: Team, period: Period) -> dict[str, Any]:
     org_id = team.organisation_id
     coaches = team_coaches(session, team)
     ids = [c.id for c in coaches]
-    rows = session.connection().execute(team_statement(), _params(org_id, period, coaches=ids)).all()
+    conn = session.connection()
+    rows = conn.execute(team_statement(conn.dialect.name), _params(org_id, period, coaches=ids)).all()
     taxonomy = catalogue(session, org_id)
     polarity = {b.code: b.polarity for b in taxonomy}
 

@@ -306,6 +306,56 @@ def test_coach_report_uses_the_report_index(app, backend, world, bucket):
     assert "notes" not in sql
 
 
+def test_team_report_reads_only_the_team_rows(app, backend, world):
+    """The team statement finds the team's contacts in the period through ix_contacts_report and
+    their tags through the tag table's primary key, never by scanning the organisation's tags
+    (on PostgreSQL a plain join let the planner hash-join against a scan of every tag)."""
+    import uuid
+
+    from sqlalchemy import text
+
+    from rapportnotes.extensions import db
+    from rapportnotes.models import Contact, ContactBehaviour
+    from rapportnotes.services.reports import team_statement
+
+    org_s = world.org()
+    org = uuid.UUID(org_s)
+    coaches = [uuid.UUID(world.user(org_s, "coach", login=False).id) for _ in range(40)]
+    now = datetime.now(UTC)
+    rows = [
+        {"organisation_id": org, "id": uuid.uuid4(), "coach_id": coaches[i % 40], "peer_ref": f"P-{i % 40}",
+         "occurred_at": now, "local_date": date(2024, 1, 1) + timedelta(days=i % 700),
+         "duration_minutes": 30, "modality": "phone", "setting": None, "notes": None, "peer_rating": None,
+         "external_id": None, "created_at": now, "updated_at": now, "version": 1, "deleted": False,
+         "deleted_at": None}
+        for i in range(8000)
+    ]
+    tags = [{"organisation_id": org, "contact_id": r["id"], "code": code}
+            for r in rows for code in ("empathy", "active_listening", "hope")]
+
+    def store(s):
+        s.connection().execute(Contact.__table__.insert(), rows)
+        s.connection().execute(ContactBehaviour.__table__.insert(), tags)
+
+    world.run(store)
+    params = {"org": org, "coaches": coaches[:10], "first": date(2025, 1, 1), "last": date(2025, 3, 31)}
+    with app.app_context():
+        db.session.execute(text("ANALYZE contacts, contact_behaviours" if backend == "postgresql"
+                                else "ANALYZE"))
+        db.session.commit()
+        stmt = team_statement(db.engine.dialect.name).params(**params)
+        sql = str(stmt.compile(db.engine, compile_kwargs={"literal_binds": True}))
+        if backend == "postgresql":
+            plan = "\n".join(r[0] for r in db.session.execute(text("EXPLAIN " + sql)))
+            assert "Seq Scan on contact_behaviours" not in plan, plan
+            assert "pk_contact_behaviours" in plan, plan
+        else:
+            plan = "\n".join(str(r) for r in db.session.execute(text("EXPLAIN QUERY PLAN " + sql)))
+            assert "SCAN contact_behaviours" not in plan, plan
+        db.session.rollback()
+    assert plan.count("ix_contacts_report") >= 3, plan
+
+
 def test_contacts_near_local_midnight_land_on_the_right_day(client, world):
     org = world.org(timezone="Europe/London")
     coach = world.user(org, "coach")
