@@ -257,6 +257,33 @@ def test_report_pulls_are_audited(client, cast, world):
     assert actions == [("report.coach", 200), ("report.team", 200)]
 
 
+def _store_history(world, org, coaches, n: int) -> None:
+    """``n`` contacts spread over the coaches and ~two years, three tags each, written directly:
+    enough rows that the planner's statistics look like a real organisation's."""
+    import uuid
+
+    from rapportnotes.models import Contact, ContactBehaviour
+
+    now = datetime.now(UTC)
+    rows = [
+        {"organisation_id": org, "id": uuid.uuid4(), "coach_id": coaches[i % len(coaches)],
+         "peer_ref": f"P-{i % 40}", "occurred_at": now,
+         "local_date": date(2024, 1, 1) + timedelta(days=i % 700),
+         "duration_minutes": 30, "modality": "phone", "setting": None, "notes": None, "peer_rating": None,
+         "external_id": None, "created_at": now, "updated_at": now, "version": 1, "deleted": False,
+         "deleted_at": None}
+        for i in range(n)
+    ]
+    tags = [{"organisation_id": org, "contact_id": r["id"], "code": code}
+            for r in rows for code in ("empathy", "active_listening", "hope")]
+
+    def store(s):
+        s.connection().execute(Contact.__table__.insert(), rows)
+        s.connection().execute(ContactBehaviour.__table__.insert(), tags)
+
+    world.run(store)
+
+
 @pytest.mark.parametrize("bucket", ["day", "week", "month"])
 def test_coach_report_uses_the_report_index(app, backend, world, bucket):
     """The report's own statement (every branch of its UNION ALL) reads the coach's rows in the
@@ -267,29 +294,12 @@ def test_coach_report_uses_the_report_index(app, backend, world, bucket):
     from sqlalchemy import text
 
     from rapportnotes.extensions import db
-    from rapportnotes.models import Contact, ContactBehaviour
     from rapportnotes.services.reports import coach_statement
 
     org_s = world.org()
     org = uuid.UUID(org_s)
     coaches = [uuid.UUID(world.user(org_s, "coach", login=False).id) for _ in range(8)]
-    now = datetime.now(UTC)
-    rows = [
-        {"organisation_id": org, "id": uuid.uuid4(), "coach_id": coaches[i % 8], "peer_ref": f"P-{i % 40}",
-         "occurred_at": now, "local_date": date(2024, 1, 1) + timedelta(days=i % 700),
-         "duration_minutes": 30, "modality": "phone", "setting": None, "notes": None, "peer_rating": None,
-         "external_id": None, "created_at": now, "updated_at": now, "version": 1, "deleted": False,
-         "deleted_at": None}
-        for i in range(4000)
-    ]
-    tags = [{"organisation_id": org, "contact_id": r["id"], "code": code}
-            for r in rows for code in ("empathy", "active_listening", "hope")]
-
-    def store(s):
-        s.connection().execute(Contact.__table__.insert(), rows)
-        s.connection().execute(ContactBehaviour.__table__.insert(), tags)
-
-    world.run(store)
+    _store_history(world, org, coaches, 4000)
     period = {"first": date(2025, 1, 1), "last": date(2025, 3, 31)}
     stmt = coach_statement(bucket).params(org=org, coach=coaches[0], **period)
     with app.app_context():
@@ -315,29 +325,12 @@ def test_team_report_reads_only_the_team_rows(app, backend, world):
     from sqlalchemy import text
 
     from rapportnotes.extensions import db
-    from rapportnotes.models import Contact, ContactBehaviour
     from rapportnotes.services.reports import team_statement
 
     org_s = world.org()
     org = uuid.UUID(org_s)
     coaches = [uuid.UUID(world.user(org_s, "coach", login=False).id) for _ in range(40)]
-    now = datetime.now(UTC)
-    rows = [
-        {"organisation_id": org, "id": uuid.uuid4(), "coach_id": coaches[i % 40], "peer_ref": f"P-{i % 40}",
-         "occurred_at": now, "local_date": date(2024, 1, 1) + timedelta(days=i % 700),
-         "duration_minutes": 30, "modality": "phone", "setting": None, "notes": None, "peer_rating": None,
-         "external_id": None, "created_at": now, "updated_at": now, "version": 1, "deleted": False,
-         "deleted_at": None}
-        for i in range(8000)
-    ]
-    tags = [{"organisation_id": org, "contact_id": r["id"], "code": code}
-            for r in rows for code in ("empathy", "active_listening", "hope")]
-
-    def store(s):
-        s.connection().execute(Contact.__table__.insert(), rows)
-        s.connection().execute(ContactBehaviour.__table__.insert(), tags)
-
-    world.run(store)
+    _store_history(world, org, coaches, 8000)
     params = {"org": org, "coaches": coaches[:10], "first": date(2025, 1, 1), "last": date(2025, 3, 31)}
     with app.app_context():
         db.session.execute(text("ANALYZE contacts, contact_behaviours" if backend == "postgresql"

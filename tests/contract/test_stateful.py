@@ -9,8 +9,8 @@ import uuid
 
 import schemathesis
 from hypothesis import HealthCheck, settings
-from sqlalchemy import delete
 from schemathesis.specs.openapi.checks import ignored_auth
+from sqlalchemy import delete
 
 from rapportnotes.models import Contact, ContactBehaviour, IdempotencyRecord
 from tests.support.openapi_validation import spec
