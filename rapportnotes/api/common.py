@@ -17,11 +17,11 @@ from rapportnotes.errors import ApiError, flatten_messages
 from rapportnotes.jsonbody import json_body
 from rapportnotes.netaddr import client_address
 from rapportnotes.schemas.fields import RFC3339, text_problem, to_utc
-from rapportnotes.security import Principal
+from rapportnotes.security import Principal, TokenCaller
 from rapportnotes.services.audit import Actor
 
 
-def actor_for(user: Principal) -> Actor:
+def actor_for(user: Principal | TokenCaller) -> Actor:
     return Actor(
         organisation_id=user.organisation_id,
         actor_type="user",

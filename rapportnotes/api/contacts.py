@@ -32,7 +32,14 @@ from rapportnotes.jsonbody import json_body
 from rapportnotes.models import MODALITIES, Contact
 from rapportnotes.schemas.contact import PEER_REF, ContactIn, ContactPatch
 from rapportnotes.schemas.fields import iso_z
-from rapportnotes.security import me, parse_id, roles_required
+from rapportnotes.security import (
+    checks_caller_itself,
+    me,
+    parse_id,
+    require_caller,
+    roles_required,
+    token_caller,
+)
 from rapportnotes.services import contacts as svc
 from rapportnotes.services import idempotency
 from rapportnotes.services.audit import record_event
@@ -50,54 +57,65 @@ def _created(body: dict, status: int = 201):
     return body, status, headers
 
 
-@bp.before_request
-def _create_without_transaction_block() -> None:
-    """On PostgreSQL, a create without an Idempotency-Key writes one atomic statement
-    (``services.contacts.create_contact``), and before it the request only reads the caller. So
-    its connection runs in autocommit: each statement is its own transaction, which saves the
-    BEGIN and COMMIT round trips on the busiest endpoint. With a key, the idempotency record
-    must commit together with the contact, so that request keeps its transaction."""
-    if (request.endpoint == "api.contacts.create" and "Idempotency-Key" not in request.headers
-            and db.engine.dialect.name == "postgresql"):
-        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+def _one_statement() -> bool:
+    """On PostgreSQL, a create without an Idempotency-Key is one atomic statement that also
+    checks the caller, run as its own transaction (``services.contacts.create_contact``):
+    nothing else touches the database unless it stores nothing. With a key, the idempotency
+    record must commit together with the contact, so that request keeps its transaction and
+    checks the caller first as usual."""
+    return "Idempotency-Key" not in request.headers and db.engine.dialect.name == "postgresql"
 
 
 @bp.post("")
-@roles_required("coach", "supervisor")
+@checks_caller_itself
 def create():
-    user = me()
-    raw = json_body()
     key = request.headers.get("Idempotency-Key")
-    digest = None
-    if key is not None:
-        idempotency.check_key(key)
-        digest = idempotency.request_hash("POST", request.path, raw)
-        replay = idempotency.lookup(db.session, user.organisation_id, str(user.id), key, digest)
-        if replay is not None:
-            return _created(replay.body, replay.status)
+    user = None if _one_statement() else require_caller(*svc.LOGGING_ROLES)
+    caller = token_caller()
     try:
-        data = _in.load(raw)
-    except ValidationError as exc:
-        raise ApiError(422, "The request has invalid fields.", errors=flatten_messages(exc.messages))
-    if data.get("coach_id") not in (None, user.id):
-        raise ApiError(422, "You can only log your own contacts.",
-                       errors={"coach_id": ["Must be your own id (or left out)."]})
-    try:
-        body = svc.create_contact(db.session, org_id=user.organisation_id,
-                                  tz=user.organisation.timezone, coach_id=user.id, data=data,
-                                  actor=actor_for(user))
+        raw = json_body()
+        digest = None
         if key is not None:
-            idempotency.store(db.session, user.organisation_id, str(user.id), key, digest, 201, body,
+            idempotency.check_key(key)
+            digest = idempotency.request_hash("POST", request.path, raw)
+            replay = idempotency.lookup(db.session, caller.organisation_id, str(caller.id), key, digest)
+            if replay is not None:
+                return _created(replay.body, replay.status)
+        try:
+            data = _in.load(raw)
+        except ValidationError as exc:
+            raise ApiError(422, "The request has invalid fields.", errors=flatten_messages(exc.messages))
+        if data.get("coach_id") not in (None, caller.id):
+            raise ApiError(422, "You can only log your own contacts.",
+                           errors={"coach_id": ["Must be your own id (or left out)."]})
+    except ApiError:
+        require_caller(*svc.LOGGING_ROLES)  # a refused caller hears that first, as everywhere
+        raise
+    tz = user.organisation.timezone if user is not None else None
+    try:
+        body = svc.create_contact(db.session, caller=caller, tz=tz, data=data, actor=actor_for(caller),
+                                  own_transaction=key is None)
+        if body is None:  # the statement stored nothing: find out why, and say so
+            user = require_caller(*svc.LOGGING_ROLES)
+            svc.check_codes(db.session, user.organisation_id, data.get("behaviours") or [])
+            # Every code checks out just after the statement found one missing: the taxonomy
+            # is changing under us (a code being added). Once more, then give up cleanly.
+            body = svc.create_contact(db.session, caller=caller, tz=tz, data=data, actor=actor_for(caller),
+                                      own_transaction=key is None)
+            if body is None:
+                raise ApiError(409, "The behaviour taxonomy changed while saving; please retry.")
+        if key is not None:
+            idempotency.store(db.session, caller.organisation_id, str(caller.id), key, digest, 201, body,
                               body["id"], current_app.config["IDEMPOTENCY_TTL_HOURS"])
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
         if key is not None:  # a concurrent duplicate won the race: answer with its response
-            replay = idempotency.lookup(db.session, user.organisation_id, str(user.id), key, digest)
+            replay = idempotency.lookup(db.session, caller.organisation_id, str(caller.id), key, digest)
             if replay is not None:
                 return _created(replay.body, replay.status)
         if data.get("external_id") is not None:  # lost a race for the same external_id
-            svc.check_external_id(db.session, user.organisation_id, data["external_id"])
+            svc.check_external_id(db.session, caller.organisation_id, data["external_id"])
         raise
     return _created(body)
 

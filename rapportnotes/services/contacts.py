@@ -13,14 +13,38 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ARRAY, Insert, and_, any_, bindparam, delete, exists, false, func, insert, or_, select
+from sqlalchemy import (
+    ARRAY,
+    Date,
+    Insert,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
+from rapportnotes import driver
 from rapportnotes.errors import ApiError
-from rapportnotes.models import AuditEvent, Behaviour, Contact, ContactBehaviour
+from rapportnotes.models import (
+    AuditEvent,
+    Behaviour,
+    Contact,
+    ContactBehaviour,
+    Organisation,
+    RevokedToken,
+    User,
+)
 from rapportnotes.models.types import utcnow
 from rapportnotes.schemas.fields import iso_z
-from rapportnotes.security import Principal, supervised_coach_ids
+from rapportnotes.security import Principal, TokenCaller, supervised_coach_ids
 from rapportnotes.services import audit
 from rapportnotes.services.behaviours import check_codes
 from rapportnotes.services.timezones import local_date
@@ -72,28 +96,49 @@ def check_external_id(
         raise _external_id_conflict()
 
 
+LOGGING_ROLES = ("coach", "supervisor")
+
+
 @functools.cache
 def _pg_create_statement() -> Insert:
     """PostgreSQL: the whole create as one statement, so one round trip and no transaction block.
 
-    ``known`` counts the listed codes that are active behaviours of the organisation; the
-    contact row is inserted only if that is all of them (the body has no duplicates), and the
-    tags and the audit row are inserted from the contact's RETURNING, so either everything is
-    written or nothing is (no row returned: the caller words the 422).
+    ``caller`` is the user the token names, only if they are active, of a role that logs
+    contacts, on the token's generation, and the token is not revoked: the same checks as
+    ``security._load_principal``, so the request needs no separate lookup. It also gives the
+    organisation's time zone, for the contact's ``local_date``. ``known`` counts the listed
+    codes that are active behaviours of the organisation; the contact row is inserted only for
+    a valid caller and if that is all of them (the body has no duplicates), and the tags and
+    the audit row are inserted from the contact's RETURNING, so either everything is written
+    or nothing is (no audit row inserted: the view finds out why and says so).
     """
+    u, o, r = User.__table__, Organisation.__table__, RevokedToken.__table__
     b, c = Behaviour.__table__, Contact.__table__
     t, a = ContactBehaviour.__table__, AuditEvent.__table__
+    org, coach = bindparam("c_organisation_id", type_=c.c.organisation_id.type), bindparam("c_coach_id")
+    caller = (
+        select(o.c.timezone)
+        .select_from(u.join(o, o.c.id == u.c.organisation_id))
+        .where(u.c.organisation_id == org, u.c.id == coach, u.c.is_active,
+               u.c.role == any_(bindparam("roles", type_=ARRAY(u.c.role.type))),
+               u.c.token_generation == bindparam("generation", type_=u.c.token_generation.type),
+               ~exists().where(r.c.jti == bindparam("jti", type_=r.c.jti.type)))
+        .cte("caller")
+    )
     codes = bindparam("codes", type_=ARRAY(b.c.code.type))
     known = (
         select(func.count().label("n"))
-        .where(b.c.organisation_id == bindparam("c_organisation_id"), b.c.code == any_(codes), b.c.active)
+        .where(b.c.organisation_id == org, b.c.code == any_(codes), b.c.active)
         .cte("known")
     )
-    values = select(*(bindparam(f"c_{col.name}", type_=col.type) for col in c.columns))
+    occurred = bindparam("c_occurred_at", type_=c.c.occurred_at.type)
+    value = {"organisation_id": org, "coach_id": coach, "occurred_at": occurred,
+             "local_date": cast(func.timezone(caller.c.timezone, occurred), Date)}
+    values = select(*(value.get(col.name, bindparam(f"c_{col.name}", type_=col.type)) for col in c.columns))
     contact = (
         c.insert()
         .from_select([col.name for col in c.columns],
-                     values.where(known.c.n == bindparam("n_codes")))
+                     values.select_from(caller.join(known, known.c.n == bindparam("n_codes"))))
         .returning(c.c.organisation_id, c.c.id)
         .cte("contact")
     )
@@ -102,31 +147,36 @@ def _pg_create_statement() -> Insert:
         select(contact.c.organisation_id, contact.c.id, func.unnest(codes)),
     ).cte("tags")
     event = select(*(bindparam(f"a_{col.name}", type_=col.type) for col in a.columns)).select_from(contact)
-    return a.insert().from_select([col.name for col in a.columns], event).add_cte(tags).returning(a.c.id)
+    return a.insert().from_select([col.name for col in a.columns], event).add_cte(tags)
 
 
 def create_contact(
-    session: Session, *, org_id: uuid.UUID, tz: str, coach_id: uuid.UUID, data: dict[str, Any],
-    actor: audit.Actor,
-) -> dict[str, Any]:
-    """Insert a contact, its tags and its ``contact.create`` audit row; return the contact's
-    JSON. The body is already validated; the codes are checked here, against the taxonomy.
+    session: Session, *, caller: TokenCaller, tz: str | None, data: dict[str, Any], actor: audit.Actor,
+    own_transaction: bool = False,
+) -> dict[str, Any] | None:
+    """Insert a contact logged by ``caller``, its tags and its ``contact.create`` audit row;
+    return the contact's JSON. The body is already validated.
 
-    The hot path (every contact a coach logs) writes with table-level statements built once and
-    answers from the values it wrote, without reloading the row. On PostgreSQL that is one
-    atomic statement (``_pg_create_statement``), so it is safe outside a transaction block
-    (see ``api.contacts``); elsewhere, one statement per table in the caller's transaction,
-    with a taken external_id checked first so it is a clean 409.
+    The hot path (every contact a coach logs) writes with statements built once and answers
+    from the values it wrote, without reloading the row. On PostgreSQL that is one atomic
+    statement (``_pg_create_statement``) that checks the caller and the codes itself; it returns
+    None when it stored nothing. With ``own_transaction`` that statement is its own transaction,
+    sent straight to a pooled driver connection (``rapportnotes.driver``); the view asks for it
+    when nothing else has to commit with the contact. Elsewhere the caller must already be
+    checked (``security.require_caller``) and ``tz`` is their organisation's zone: the codes
+    and a taken external_id are checked first (a clean 422 or 409), then one statement per
+    table in the session's transaction.
     """
     codes = data.get("behaviours") or []
+    org_id = caller.organisation_id
     now = utcnow()
     row = {
         "organisation_id": org_id,
         "id": uuid.uuid4(),
-        "coach_id": coach_id,
+        "coach_id": caller.id,
         "peer_ref": data["peer_ref"],
         "occurred_at": data["occurred_at"],
-        "local_date": local_date(data["occurred_at"], tz),
+        "local_date": None,
         "duration_minutes": data["duration_minutes"],
         "modality": data["modality"],
         "setting": data.get("setting"),
@@ -140,21 +190,24 @@ def create_contact(
         "deleted_at": None,
     }
     body = contact_json(_Row(row), codes)
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
+    engine = session.get_bind()
+    if engine.dialect.name == "postgresql":
         event = audit.event_row(actor, "contact.create", target_type="contact", target_id=row["id"],
                                 status=201)
-        params = {f"c_{k}": v for k, v in row.items()}
-        params.update({f"a_{k}": v for k, v in event.items()}, codes=codes, n_codes=len(codes))
-        for _ in range(2):
-            if conn.execute(_pg_create_statement(), params).first() is not None:
-                return body
-            check_codes(session, org_id, codes)  # 422 naming each unknown or retired code
-        # Every code checked out just after the statement found one missing, twice: the
-        # taxonomy is changing under us (a code being added). Nothing was written.
-        raise ApiError(409, "The behaviour taxonomy changed while saving; please retry.")
+        params = {f"c_{k}": v for k, v in row.items() if k != "local_date"}
+        params.update({f"a_{k}": v for k, v in event.items()}, codes=codes, n_codes=len(codes),
+                      roles=list(LOGGING_ROLES), generation=caller.token_generation, jti=caller.jti)
+        if own_transaction:
+            stored = driver.execute_autocommit(engine, _pg_create_statement(), params)
+        else:
+            stored = session.connection().execute(_pg_create_statement(), params).rowcount
+        return body if stored else None
+    if tz is None:
+        raise ValueError("the organisation's time zone is needed off PostgreSQL")
+    row["local_date"] = local_date(data["occurred_at"], tz)
     check_codes(session, org_id, codes)
     check_external_id(session, org_id, data.get("external_id"))
+    conn = session.connection()
     conn.execute(_INSERT_CONTACT, row)
     if codes:
         tags = [{"organisation_id": org_id, "contact_id": row["id"], "code": c} for c in codes]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import jwt as pyjwt
 import pytest
 
-from rapportnotes.models import Contact, ContactBehaviour
+from rapportnotes.models import Contact, ContactBehaviour, User
 from tests.support.problems import assert_problem
 
 URL = "/api/v1/contacts"
@@ -71,6 +72,30 @@ def test_local_date_uses_the_organisation_time_zone(client, world):
 
     d = world.run(lambda s: s.scalar(select(Contact.local_date)))
     assert d.isoformat() == "2025-03-01"
+
+
+@pytest.mark.parametrize("zone, instants", [
+    # Zones whose clocks change at local midnight, so a DST change moves the date itself.
+    ("America/Santiago", ["2025-04-06T02:30:00Z", "2025-04-06T03:30:00Z", "2025-09-07T03:30:00Z",
+                          "2025-09-07T04:30:00Z"]),
+    ("America/Havana", ["2025-03-09T04:30:00Z", "2025-03-09T05:30:00Z", "2025-11-02T04:30:00Z",
+                        "2025-11-02T05:30:00Z"]),
+    ("Europe/London", ["2025-03-29T23:59:59Z", "2025-03-30T00:00:00Z", "2025-10-25T23:30:00Z",
+                       "2025-10-26T00:30:00Z"]),
+])
+def test_local_date_matches_the_python_definition_around_dst_changes(client, world, zone, instants):
+    """On PostgreSQL the create statement works out ``local_date`` in SQL (AT TIME ZONE); it must
+    be the date ``services.timezones.local_date`` gives, which the rest of the app uses."""
+    from sqlalchemy import select
+
+    from rapportnotes.services.timezones import local_date
+
+    coach = world.user(world.org(timezone=zone), "coach")
+    for at in instants:
+        assert client.post(URL, json=body(occurred_at=at), headers=coach.headers).status_code == 201
+    stored = world.run(lambda s: sorted(s.execute(select(Contact.occurred_at, Contact.local_date)).all()))
+    assert [d for _, d in stored] == [local_date(at, zone) for at, _ in stored]
+    assert len({d for _, d in stored}) > 1
 
 
 BAD = [
@@ -348,30 +373,70 @@ def test_failed_audit_insert_fails_the_request_and_stores_no_contact(client, cas
 
 
 class _Statements:
-    """Each statement the app sends, with whether its connection was in autocommit."""
+    """Each statement the app sends, with whether its connection was in autocommit. On
+    PostgreSQL it watches the driver's cursors, so statements sent past SQLAlchemy count too."""
 
     def __init__(self, app, backend):
+        import psycopg
+
         from rapportnotes.extensions import db
 
         with app.app_context():
             self.engine = db.engine
-        self.backend, self.seen = backend, []
+        self.backend, self.seen, self.real = backend, [], psycopg.Cursor.execute
 
     def _spy(self, conn, cursor, statement, params, context, executemany):
-        raw = conn.connection.driver_connection
-        autocommit = raw.autocommit if self.backend == "postgresql" else None
-        self.seen.append((statement.split()[0].upper(), autocommit))
+        self.seen.append((statement.split()[0].upper(), None))
 
     def __enter__(self):
-        from sqlalchemy import event
+        if self.backend == "postgresql":
+            import psycopg
 
-        event.listen(self.engine, "before_cursor_execute", self._spy)
+            real, seen = self.real, self.seen
+
+            def execute(cur, query, *args, **kwargs):
+                seen.append((str(query).split()[0].upper(), cur.connection.autocommit))
+                return real(cur, query, *args, **kwargs)
+
+            psycopg.Cursor.execute = execute
+        else:
+            from sqlalchemy import event
+
+            event.listen(self.engine, "before_cursor_execute", self._spy)
         return self.seen
 
     def __exit__(self, *exc):
-        from sqlalchemy import event
+        if self.backend == "postgresql":
+            import psycopg
 
-        event.remove(self.engine, "before_cursor_execute", self._spy)
+            psycopg.Cursor.execute = self.real
+        else:
+            from sqlalchemy import event
+
+            event.remove(self.engine, "before_cursor_execute", self._spy)
+
+
+def _assert_pool_back_in_transactions(app):
+    """Every pooled connection is back to transactions, ready for the next request."""
+    from rapportnotes.extensions import db
+
+    with app.app_context():
+        pool = db.engine.pool
+    held = [pool.connect() for _ in range(max(pool.checkedin(), 1))]
+    try:
+        assert not any(getattr(c.driver_connection, "autocommit", False) for c in held)
+    finally:
+        for c in held:
+            c.close()
+
+
+def test_a_failing_one_statement_create_leaves_no_connection_in_autocommit(client, cast, world, app):
+    """A taken external_id fails the statement itself (unique index) on the driver path: still
+    a clean 409, one contact, and the connection goes back to the pool out of autocommit."""
+    assert post(client, cast.coach, external_id="EXT-1").status_code == 201
+    assert_problem(post(client, cast.coach, external_id="EXT-1"), 409, "external_id")
+    assert world.count(Contact) == 1
+    _assert_pool_back_in_transactions(app)
 
 
 def test_create_is_one_statement_outside_a_transaction_block_on_postgresql(client, cast, world, app,
@@ -380,13 +445,13 @@ def test_create_is_one_statement_outside_a_transaction_block_on_postgresql(clien
         r = post(client, cast.coach)
     assert r.status_code == 201
     if backend == "postgresql":
-        # The caller's row, then contact + tags + audit row in one statement; no BEGIN/COMMIT.
-        assert seen == [("SELECT", True), ("WITH", True)]
+        # Caller check, contact, tags and audit row in one statement; no BEGIN/COMMIT.
+        assert seen == [("WITH", True)]
     else:  # caller, taxonomy check, contact, tags, audit row: one transaction
         assert [s for s, _ in seen] == ["SELECT", "SELECT", "INSERT", "INSERT", "INSERT"]
     assert world.count(ContactBehaviour) == 2
     assert ("contact.create", 201) in world.audit_actions(cast.org)
-    # The pooled connection goes back to transactions for the next request.
+    _assert_pool_back_in_transactions(app)
     with _Statements(app, backend) as seen:
         assert client.get(f"{URL}/{r.get_json()['id']}", headers=cast.coach.headers).status_code == 200
     assert seen and all(autocommit in (False, None) for _, autocommit in seen)
@@ -399,6 +464,53 @@ def test_create_with_an_idempotency_key_keeps_its_transaction(client, cast, app,
     assert r.status_code == 201
     assert all(autocommit in (False, None) for _, autocommit in seen)
     assert "INSERT" in [s for s, _ in seen]  # the idempotency record, in the same transaction
+
+
+def _deactivate(s, user):
+    s.get(User, (uuid.UUID(user.org_id), uuid.UUID(user.id))).is_active = False
+
+
+def _move_generation(s, user):  # what a password change or "log out everywhere" does
+    s.get(User, (uuid.UUID(user.org_id), uuid.UUID(user.id))).token_generation += 1
+
+
+def _make_admin(s, user):
+    s.get(User, (uuid.UUID(user.org_id), uuid.UUID(user.id))).role = "admin"
+
+
+def _revoke_token(s, user):
+    from rapportnotes.services import tokens
+
+    jti = pyjwt.decode(user.access_token, options={"verify_signature": False})["jti"]
+    tokens.revoke_access_token(s, s.get(User, (uuid.UUID(user.org_id), uuid.UUID(user.id))), jti,
+                               datetime.now(UTC) + timedelta(hours=1))
+
+
+@pytest.mark.parametrize("change, status", [(_deactivate, 401), (_move_generation, 401),
+                                            (_revoke_token, 401), (_make_admin, 403)])
+@pytest.mark.parametrize("valid", [True, False], ids=["valid-body", "invalid-body"])
+def test_create_rechecks_the_caller_in_the_database(client, cast, world, change, status, valid):
+    """On PostgreSQL the insert statement itself is the caller check (no lookup before it), so
+    this is what proves it: a token that no longer holds stores nothing and gets the same
+    refusal as elsewhere, before any complaint about the body."""
+    world.run(change, cast.coach)
+    r = post(client, cast.coach, **({} if valid else {"duration_minutes": -1}))
+    assert_problem(r, status)
+    if status == 401:
+        assert r.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
+    assert world.count(Contact) == 0 and world.count(ContactBehaviour) == 0
+    assert ("contact.create", 201) not in world.audit_actions(cast.org)
+
+
+def test_a_token_naming_another_organisation_stores_nothing(client, cast, world):
+    """The token names the organisation; a coach of org B with org A's id in a (validly signed)
+    token matches no user, so nothing is stored anywhere."""
+    from tests.api.test_tokens_security import claims, token
+
+    forged = token(claims(cast.coach_b, org=cast.org))
+    r = client.post(URL, json=body(), headers={"Authorization": f"Bearer {forged}"})
+    assert_problem(r, 401)
+    assert world.count(Contact) == 0
 
 
 def test_a_code_that_slips_past_the_check_is_never_stored(client, cast, world, monkeypatch, backend):

@@ -172,3 +172,40 @@ def test_a_killed_server_connection(needs_pg, idle_s):
         _dispose(app)
     finally:
         drop_pg_database(url)
+
+
+@pytest.mark.parametrize("needs_pg", [pytest.param(True, id="postgresql")] if PG_URL else [])
+def test_a_killed_connection_under_a_contact_create(needs_pg):
+    """The create's statement goes to the driver past SQLAlchemy (``rapportnotes.driver``): a
+    dead connection there is one 503 with nothing stored, as anywhere else, and neither it nor
+    the pool's other dead connections are handed to the next request."""
+    from rapportnotes.models import Contact
+
+    url = create_pg_database("rn_ping")
+    try:
+        migrate_to_head(url)
+        app = make_app(url, DB_PING_IDLE_S=3600)
+        from tests.support.world import World
+
+        w = World(app)
+        u = w.user(w.org(), "coach")
+        c = app.test_client()
+        contact = {"peer_ref": "P-1", "occurred_at": "2025-01-02T10:00:00Z", "duration_minutes": 5,
+                   "modality": "phone"}
+        assert c.post("/api/v1/contacts", json=contact, headers=u.headers).status_code == 201
+        with app.app_context():  # leave the pool holding two connections, as a busy one would
+            from rapportnotes.extensions import db
+
+            held = [db.engine.connect(), db.engine.connect()]
+            for conn in held:
+                conn.close()
+        assert _terminate_other_backends(url) >= 2
+        r = c.post("/api/v1/contacts", json=contact, headers=u.headers)
+        assert_problem(r, 503)
+        assert "Traceback" not in r.get_data(as_text=True)
+        assert c.post("/api/v1/contacts", json=contact, headers=u.headers).status_code == 201
+        assert c.get("/api/v1/me", headers=u.headers).status_code == 200
+        assert w.count(Contact) == 2
+        _dispose(app)
+    finally:
+        drop_pg_database(url)

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import event
 
 from rapportnotes.models import Behaviour, Team, User
+from rapportnotes.security import TokenCaller
 from rapportnotes.services import reports
 from rapportnotes.services.audit import Actor
 from rapportnotes.services.contacts import create_contact, soft_delete
@@ -78,14 +79,16 @@ def _log(session, org, coach, when, **over):
         "peer_rating": None,
     }
     data.update(over)
-    return create_contact(
+    user = session.get_one(User, (org, coach))
+    body = create_contact(
         session,
-        org_id=org,
-        tz=session.get_one(User, (org, coach)).organisation.timezone,
-        coach_id=coach,
+        caller=TokenCaller(coach, org, user.token_generation, uuid.uuid4().hex),
+        tz=user.organisation.timezone,
         data=data,
         actor=Actor(org, "user", str(coach)),
     )
+    assert body is not None
+    return body
 
 
 def test_coach_report_counts_local_days_inside_the_period_only(world):
