@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import uuid
+from typing import TYPE_CHECKING
 
 import click
 from flask import Flask
@@ -11,14 +12,24 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from rapportnotes.extensions import db
 
+if TYPE_CHECKING:
+    from rapportnotes.services.audit import Actor
+
 
 def _audit(organisation_id: uuid.UUID, command: str, action: str, target_type: str,
            target_id: object, status: int = 201) -> None:
     """Operator commands are audited like admin changes, with the system as the actor."""
-    from rapportnotes.services.audit import Actor, record_event
+    from rapportnotes.services.audit import record_event
 
-    record_event(db.session, Actor(organisation_id, "system", f"cli:{command}"), action,
+    record_event(db.session, _system(command, organisation_id), action,
                  target_type=target_type, target_id=target_id, status=status)
+
+
+def _system(command: str, organisation_id: uuid.UUID) -> Actor:
+    """The actor of an operator command: the system, named by the command."""
+    from rapportnotes.services.audit import Actor
+
+    return Actor(organisation_id, "system", f"cli:{command}")
 
 
 def register(app: Flask) -> None:
@@ -71,12 +82,10 @@ def set_timezone_cmd(org_id: str, timezone: str) -> None:
     except ValueError:
         raise click.BadParameter("not an organisation id", param_hint="ORG_ID")
     try:
-        changed = change_timezone(db.session, oid, timezone)
+        changed = change_timezone(db.session, oid, timezone, _system("set-timezone", oid))
     except ValueError as exc:
         db.session.rollback()
         raise click.BadParameter(str(exc))
-    _audit(oid, "set-timezone", "organisation.update", "organisation", oid, status=200)
-    db.session.commit()
     click.echo(f"timezone={timezone} contacts_redated={changed}")
 
 

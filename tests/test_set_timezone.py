@@ -9,7 +9,12 @@ import pytest
 from sqlalchemy import select
 
 from rapportnotes.models import AuditEvent, Contact, Organisation
+from rapportnotes.services.audit import Actor
 from rapportnotes.services.timezones import local_date
+
+
+def _system(org: str) -> Actor:
+    return Actor(uuid.UUID(org), "system", "test")
 
 # Instants whose calendar date differs between New York and London (and UTC), around midnight
 # and across both 2025 daylight-saving changes of each zone.
@@ -92,11 +97,11 @@ def test_set_timezone_works_in_batches(app, world, client):
     for i in range(7):
         _log(client, coach, start + timedelta(days=i))
     with app.app_context():
-        changed = change_timezone(db.session, uuid.UUID(org), "UTC", batch_size=2)
+        changed = change_timezone(db.session, uuid.UUID(org), "UTC", _system(org), batch_size=2)
     assert changed == 7
     assert all(day == t.date() for t, day in _stored(world, org).values())
     with app.app_context():  # running it again finds nothing to move
-        assert change_timezone(db.session, uuid.UUID(org), "UTC", batch_size=2) == 0
+        assert change_timezone(db.session, uuid.UUID(org), "UTC", _system(org), batch_size=2) == 0
 
 
 def test_contacts_written_while_it_runs_get_the_second_pass(app, world, client, monkeypatch):
@@ -118,7 +123,7 @@ def test_contacts_written_while_it_runs_get_the_second_pass(app, world, client, 
 
     monkeypatch.setattr(organisations, "_recompute_local_dates", first_pass_then_a_stale_write)
     with app.app_context():
-        organisations.change_timezone(db.session, uuid.UUID(org), "Europe/London")
+        organisations.change_timezone(db.session, uuid.UUID(org), "Europe/London", _system(org))
     assert _stored(world, org)[cid][1] == date(2025, 3, 9)
 
 
@@ -139,3 +144,26 @@ def test_set_timezone_rejects_bad_input_and_changes_nothing(runner, world, clien
     assert world.run(lambda s: s.get(Organisation, uuid.UUID(org)).timezone) == "America/New_York"
     assert _stored(world, org) == before
     assert world.count(AuditEvent, action="organisation.update") == 0
+
+
+def test_the_zone_change_commits_with_its_audit_row_even_if_the_recompute_fails(
+        runner, world, client, monkeypatch):
+    """The recompute runs after the change is committed; if it stops midway, the change is
+    still audited (and running the command again finishes the recompute)."""
+    from rapportnotes.services import organisations
+
+    org = world.org(timezone="America/New_York")
+    coach = world.user(org, "coach")
+    _log(client, coach, INSTANTS[0])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("recompute interrupted")
+
+    monkeypatch.setattr(organisations, "_recompute_local_dates", broken)
+    result = runner.invoke(args=["set-timezone", org, "Europe/London"])
+    assert result.exit_code != 0
+    assert world.run(lambda s: s.get(Organisation, uuid.UUID(org)).timezone) == "Europe/London"
+    assert world.count(AuditEvent, action="organisation.update") == 1
+    monkeypatch.undo()
+    assert runner.invoke(args=["set-timezone", org, "Europe/London"]).exit_code == 0
+    assert _stored(world, org)[next(iter(_stored(world, org)))][1] == date(2025, 3, 9)

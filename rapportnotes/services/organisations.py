@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from rapportnotes.errors import ApiError
 from rapportnotes.models import Contact, Organisation, User
 from rapportnotes.models.types import utcnow
-from rapportnotes.services import passwords
+from rapportnotes.services import audit, passwords
 from rapportnotes.services.taxonomy import ensure_default_behaviours
 from rapportnotes.services.timezones import is_valid_zone, local_date
 
@@ -84,15 +84,18 @@ TIMEZONE_SETTLE = timedelta(minutes=2)
 
 
 def change_timezone(session: Session, organisation_id: uuid.UUID, timezone: str,
-                    batch_size: int = 1000) -> int:
+                    actor: audit.Actor, batch_size: int = 1000) -> int:
     """Move an organisation to another time zone and recompute its contacts' local dates.
 
     Reports group by ``contacts.local_date`` (the contact's date in the organisation's zone,
     fixed at write time), so a new zone needs every stored date recomputed, by the same Python
     function that computes it on write. The zone change commits first, so new writes use it;
     the dates are then rewritten in committed batches (keyset on id, so memory stays flat on a
-    large history), then contacts written since the change began get a second pass. Commits;
-    returns how many contacts' dates changed. ``ValueError`` for an unknown zone or organisation.
+    large history), then contacts written since the change began get a second pass. The
+    ``organisation.update`` audit event by ``actor`` commits with the zone change, so a change
+    never exists without its audit row, even if the recompute stops midway (running the command
+    again finishes it). Commits; returns how many contacts' dates changed. ``ValueError`` for an
+    unknown zone or organisation.
     """
     if not is_valid_zone(timezone):
         raise ValueError(f"unknown time zone {timezone!r}")
@@ -102,6 +105,8 @@ def change_timezone(session: Session, organisation_id: uuid.UUID, timezone: str,
         raise ValueError(f"no organisation {organisation_id}")
     began = utcnow()
     org.timezone = timezone
+    audit.record_event(session, actor, "organisation.update", target_type="organisation",
+                       target_id=organisation_id, status=200)
     session.commit()
     changed = _recompute_local_dates(session, organisation_id, timezone, batch_size, since=None)
     changed += _recompute_local_dates(session, organisation_id, timezone, batch_size,
