@@ -11,6 +11,7 @@ from flask import Blueprint, current_app, request, url_for
 from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
+from werkzeug.exceptions import HTTPException
 
 from rapportnotes.api.common import (
     actor_for,
@@ -33,6 +34,7 @@ from rapportnotes.models import MODALITIES, Contact
 from rapportnotes.schemas.contact import PEER_REF, ContactIn, ContactPatch
 from rapportnotes.schemas.fields import iso_z
 from rapportnotes.security import (
+    Principal,
     checks_caller_itself,
     me,
     parse_id,
@@ -66,12 +68,26 @@ def _one_statement() -> bool:
     return "Idempotency-Key" not in request.headers and db.engine.dialect.name == "postgresql"
 
 
+# The zone each organisation had when this process last looked it up. Only a hint: the create
+# statement stores nothing unless it is still the organisation's zone (then the ordinary lookup
+# runs and refreshes it), so a stale entry costs a retry, never a wrong local date.
+_zones: dict[uuid.UUID, str] = {}
+
+
+def _resolved_caller() -> Principal:
+    user = require_caller(*svc.LOGGING_ROLES)
+    _zones[user.organisation_id] = user.organisation.timezone
+    return user
+
+
 @bp.post("")
 @checks_caller_itself
 def create():
     key = request.headers.get("Idempotency-Key")
-    user = None if _one_statement() else require_caller(*svc.LOGGING_ROLES)
     caller = token_caller()
+    tz = _zones.get(caller.organisation_id) if _one_statement() else None
+    if tz is None:
+        tz = _resolved_caller().organisation.timezone
     try:
         raw = json_body()
         digest = None
@@ -88,18 +104,20 @@ def create():
         if data.get("coach_id") not in (None, caller.id):
             raise ApiError(422, "You can only log your own contacts.",
                            errors={"coach_id": ["Must be your own id (or left out)."]})
-    except ApiError:
+    except (ApiError, HTTPException):
         require_caller(*svc.LOGGING_ROLES)  # a refused caller hears that first, as everywhere
         raise
-    tz = user.organisation.timezone if user is not None else None
     try:
         body = svc.create_contact(db.session, caller=caller, tz=tz, data=data, actor=actor_for(caller),
                                   own_transaction=key is None)
         if body is None:  # the statement stored nothing: find out why, and say so
-            user = require_caller(*svc.LOGGING_ROLES)
+            user = _resolved_caller()
+            tz = user.organisation.timezone
             svc.check_codes(db.session, user.organisation_id, data.get("behaviours") or [])
-            # Every code checks out just after the statement found one missing: the taxonomy
-            # is changing under us (a code being added). Once more, then give up cleanly.
+            if key is None:  # these reads are done; the retry takes a connection of its own
+                db.session.rollback()
+            # Every check passes now: the zone had changed, or the taxonomy is changing under
+            # us (a code being added). Once more, then give up cleanly.
             body = svc.create_contact(db.session, caller=caller, tz=tz, data=data, actor=actor_for(caller),
                                       own_transaction=key is None)
             if body is None:

@@ -15,12 +15,10 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
-    Date,
     Insert,
     and_,
     any_,
     bindparam,
-    cast,
     delete,
     exists,
     false,
@@ -105,8 +103,10 @@ def _pg_create_statement() -> Insert:
 
     ``caller`` is the user the token names, only if they are active, of a role that logs
     contacts, on the token's generation, and the token is not revoked: the same checks as
-    ``security._load_principal``, so the request needs no separate lookup. It also gives the
-    organisation's time zone, for the contact's ``local_date``. ``known`` counts the listed
+    ``security._load_principal``, so the request needs no separate lookup, and only if the
+    organisation's zone is still the one ``local_date`` was computed with (in Python, as on every
+    other path: PostgreSQL would read some zone names, such as ``CET``, as fixed abbreviations).
+    ``known`` counts the listed
     codes that are active behaviours of the organisation; the contact row is inserted only for
     a valid caller and if that is all of them (the body has no duplicates), and the tags and
     the audit row are inserted from the contact's RETURNING, so either everything is written
@@ -117,12 +117,13 @@ def _pg_create_statement() -> Insert:
     t, a = ContactBehaviour.__table__, AuditEvent.__table__
     org, coach = bindparam("c_organisation_id", type_=c.c.organisation_id.type), bindparam("c_coach_id")
     caller = (
-        select(o.c.timezone)
+        select(u.c.id)
         .select_from(u.join(o, o.c.id == u.c.organisation_id))
         .where(u.c.organisation_id == org, u.c.id == coach, u.c.is_active,
                u.c.role == any_(bindparam("roles", type_=ARRAY(u.c.role.type))),
                u.c.token_generation == bindparam("generation", type_=u.c.token_generation.type),
-               ~exists().where(r.c.jti == bindparam("jti", type_=r.c.jti.type)))
+               ~exists().where(r.c.jti == bindparam("jti", type_=r.c.jti.type)),
+               o.c.timezone == bindparam("timezone", type_=o.c.timezone.type))
         .cte("caller")
     )
     codes = bindparam("codes", type_=ARRAY(b.c.code.type))
@@ -131,9 +132,7 @@ def _pg_create_statement() -> Insert:
         .where(b.c.organisation_id == org, b.c.code == any_(codes), b.c.active)
         .cte("known")
     )
-    occurred = bindparam("c_occurred_at", type_=c.c.occurred_at.type)
-    value = {"organisation_id": org, "coach_id": coach, "occurred_at": occurred,
-             "local_date": cast(func.timezone(caller.c.timezone, occurred), Date)}
+    value = {"organisation_id": org, "coach_id": coach}
     values = select(*(value.get(col.name, bindparam(f"c_{col.name}", type_=col.type)) for col in c.columns))
     contact = (
         c.insert()
@@ -151,21 +150,21 @@ def _pg_create_statement() -> Insert:
 
 
 def create_contact(
-    session: Session, *, caller: TokenCaller, tz: str | None, data: dict[str, Any], actor: audit.Actor,
+    session: Session, *, caller: TokenCaller, tz: str, data: dict[str, Any], actor: audit.Actor,
     own_transaction: bool = False,
 ) -> dict[str, Any] | None:
     """Insert a contact logged by ``caller``, its tags and its ``contact.create`` audit row;
     return the contact's JSON. The body is already validated.
 
     The hot path (every contact a coach logs) writes with statements built once and answers
-    from the values it wrote, without reloading the row. On PostgreSQL that is one atomic
-    statement (``_pg_create_statement``) that checks the caller and the codes itself; it returns
-    None when it stored nothing. With ``own_transaction`` that statement is its own transaction,
-    sent straight to a pooled driver connection (``rapportnotes.driver``); the view asks for it
-    when nothing else has to commit with the contact. Elsewhere the caller must already be
-    checked (``security.require_caller``) and ``tz`` is their organisation's zone: the codes
-    and a taken external_id are checked first (a clean 422 or 409), then one statement per
-    table in the session's transaction.
+    from the values it wrote, without reloading the row. ``local_date`` is computed with ``tz``.
+    On PostgreSQL that is one atomic statement (``_pg_create_statement``) that itself checks the
+    caller, the codes and that ``tz`` is still the organisation's zone; it returns None when it
+    stored nothing. With ``own_transaction`` that statement is its own transaction, run as
+    driver SQL on an engine connection (``rapportnotes.driver``); the view asks for it when
+    nothing else has to commit with the contact. Elsewhere the caller must already be checked
+    (``security.require_caller``): the codes and a taken external_id are checked first (a clean
+    422 or 409), then one statement per table in the session's transaction.
     """
     codes = data.get("behaviours") or []
     org_id = caller.organisation_id
@@ -176,7 +175,7 @@ def create_contact(
         "coach_id": caller.id,
         "peer_ref": data["peer_ref"],
         "occurred_at": data["occurred_at"],
-        "local_date": None,
+        "local_date": local_date(data["occurred_at"], tz),
         "duration_minutes": data["duration_minutes"],
         "modality": data["modality"],
         "setting": data.get("setting"),
@@ -194,17 +193,15 @@ def create_contact(
     if engine.dialect.name == "postgresql":
         event = audit.event_row(actor, "contact.create", target_type="contact", target_id=row["id"],
                                 status=201)
-        params = {f"c_{k}": v for k, v in row.items() if k != "local_date"}
+        params = {f"c_{k}": v for k, v in row.items()}
         params.update({f"a_{k}": v for k, v in event.items()}, codes=codes, n_codes=len(codes),
-                      roles=list(LOGGING_ROLES), generation=caller.token_generation, jti=caller.jti)
+                      roles=list(LOGGING_ROLES), generation=caller.token_generation, jti=caller.jti,
+                      timezone=tz)
         if own_transaction:
             stored = driver.execute_autocommit(engine, _pg_create_statement(), params)
         else:
             stored = session.connection().execute(_pg_create_statement(), params).rowcount
         return body if stored else None
-    if tz is None:
-        raise ValueError("the organisation's time zone is needed off PostgreSQL")
-    row["local_date"] = local_date(data["occurred_at"], tz)
     check_codes(session, org_id, codes)
     check_external_id(session, org_id, data.get("external_id"))
     conn = session.connection()

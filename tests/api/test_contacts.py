@@ -82,10 +82,12 @@ def test_local_date_uses_the_organisation_time_zone(client, world):
                         "2025-11-02T05:30:00Z"]),
     ("Europe/London", ["2025-03-29T23:59:59Z", "2025-03-30T00:00:00Z", "2025-10-25T23:30:00Z",
                        "2025-10-26T00:30:00Z"]),
+    # Also an abbreviation to PostgreSQL (fixed +01:00), a zone with summer time to Python.
+    ("CET", ["2025-07-01T22:30:00Z", "2025-01-01T22:30:00Z", "2025-03-29T23:30:00Z"]),
 ])
 def test_local_date_matches_the_python_definition_around_dst_changes(client, world, zone, instants):
-    """On PostgreSQL the create statement works out ``local_date`` in SQL (AT TIME ZONE); it must
-    be the date ``services.timezones.local_date`` gives, which the rest of the app uses."""
+    """Every create path stores the date ``services.timezones.local_date`` gives (PostgreSQL's
+    own AT TIME ZONE would read ``CET`` as a fixed offset and get July wrong)."""
     from sqlalchemy import select
 
     from rapportnotes.services.timezones import local_date
@@ -441,6 +443,7 @@ def test_a_failing_one_statement_create_leaves_no_connection_in_autocommit(clien
 
 def test_create_is_one_statement_outside_a_transaction_block_on_postgresql(client, cast, world, app,
                                                                             backend):
+    assert post(client, cast.coach).status_code == 201  # the first create looks the zone up
     with _Statements(app, backend) as seen:
         r = post(client, cast.coach)
     assert r.status_code == 201
@@ -449,7 +452,7 @@ def test_create_is_one_statement_outside_a_transaction_block_on_postgresql(clien
         assert seen == [("WITH", True)]
     else:  # caller, taxonomy check, contact, tags, audit row: one transaction
         assert [s for s, _ in seen] == ["SELECT", "SELECT", "INSERT", "INSERT", "INSERT"]
-    assert world.count(ContactBehaviour) == 2
+    assert world.count(ContactBehaviour) == 4
     assert ("contact.create", 201) in world.audit_actions(cast.org)
     _assert_pool_back_in_transactions(app)
     with _Statements(app, backend) as seen:
@@ -493,13 +496,40 @@ def test_create_rechecks_the_caller_in_the_database(client, cast, world, change,
     """On PostgreSQL the insert statement itself is the caller check (no lookup before it), so
     this is what proves it: a token that no longer holds stores nothing and gets the same
     refusal as elsewhere, before any complaint about the body."""
+    assert post(client, cast.coach).status_code == 201  # the process now knows the org's zone
     world.run(change, cast.coach)
     r = post(client, cast.coach, **({} if valid else {"duration_minutes": -1}))
     assert_problem(r, status)
     if status == 401:
         assert r.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
-    assert world.count(Contact) == 0 and world.count(ContactBehaviour) == 0
-    assert ("contact.create", 201) not in world.audit_actions(cast.org)
+    assert world.count(Contact) == 1 and world.count(ContactBehaviour) == 2
+    assert world.audit_actions(cast.org).count(("contact.create", 201)) == 1
+
+
+def test_a_refused_caller_hears_401_before_an_oversized_body(client, cast, world):
+    assert post(client, cast.coach).status_code == 201
+    world.run(_deactivate, cast.coach)
+    r = client.post(URL, data="x" * (2 * 1024 * 1024),
+                    headers={**cast.coach.headers, "Content-Type": "application/json"})
+    assert_problem(r, 401)
+
+
+def test_a_changed_organisation_zone_is_picked_up_at_once(client, world):
+    """The create statement checks the zone the process remembered; after a change it stores
+    nothing, the ordinary lookup refreshes the zone and the retry stores the right date."""
+    from sqlalchemy import select
+
+    from rapportnotes.models import Organisation
+
+    org = world.org(timezone="America/New_York")
+    coach = world.user(org, "coach")
+    at = "2025-03-02T03:30:00Z"
+    assert client.post(URL, json=body(occurred_at=at), headers=coach.headers).status_code == 201
+    world.run(lambda s: setattr(s.get(Organisation, uuid.UUID(org)), "timezone", "Europe/London"))
+    r = client.post(URL, json=body(occurred_at=at, peer_ref="P-2"), headers=coach.headers)
+    assert r.status_code == 201
+    days = world.run(lambda s: dict(s.execute(select(Contact.peer_ref, Contact.local_date)).all()))
+    assert {k: d.isoformat() for k, d in days.items()} == {"PEER-001": "2025-03-01", "P-2": "2025-03-02"}
 
 
 def test_a_token_naming_another_organisation_stores_nothing(client, cast, world):
