@@ -1,13 +1,13 @@
 """One prebuilt statement as driver SQL, in autocommit, on a plain engine connection.
 
-For the hottest request only (a contact create on PostgreSQL, one self-checking statement): the
-ORM session's bookkeeping and SQLAlchemy's compiled-statement path (cache lookup, bind
-processing, result set-up) cost more there than the driver's own work. The statement is still
-built with SQLAlchemy Core from the models; it is rendered to the driver's SQL once and run with
-``exec_driver_sql`` on an engine connection, so SQLAlchemy still does what matters on failure:
-the driver's exception arrives as SQLAlchemy's (``IntegrityError``, ``OperationalError``, …, so
-the usual handlers answer it), a disconnect invalidates the pool, and the connection goes back
-to the pool out of autocommit.
+For the hottest requests only (on PostgreSQL, a contact create and a coach report, each one
+self-checking statement): the ORM session's bookkeeping and SQLAlchemy's compiled-statement
+path (cache lookup, bind processing, result set-up) cost more there than the driver's own work.
+The statement is still built with SQLAlchemy Core from the models; it is rendered to the
+driver's SQL once and run with ``exec_driver_sql`` on an engine connection, so SQLAlchemy still
+does what matters on failure: the driver's exception arrives as SQLAlchemy's
+(``IntegrityError``, ``OperationalError``, …, so the usual handlers answer it), a disconnect
+invalidates the pool, and the connection goes back to the pool out of autocommit.
 """
 
 from __future__ import annotations
@@ -19,16 +19,27 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql import ClauseElement
 
 # Keyed by the statement itself (kept alive here), not its id, so a key can never be reused.
-_rendered: dict[tuple[ClauseElement, str], str] = {}
+_rendered: dict[tuple[ClauseElement, str], tuple[str, dict[str, Any]]] = {}
 
 
-def driver_sql(engine: Engine, statement: ClauseElement) -> str:
-    """``statement`` rendered for ``engine``'s driver (its parameter style), once per driver."""
+def driver_sql(engine: Engine, statement: ClauseElement) -> tuple[str, dict[str, Any]]:
+    """``statement`` rendered for ``engine``'s driver (its parameter style), once per driver,
+    with the values of the parameters the statement itself fixes (``role != 'admin'`` and the
+    like), which the caller's parameters are added to."""
     key = (statement, f"{engine.dialect.name}+{engine.dialect.driver}")
-    text = _rendered.get(key)
-    if text is None:
-        text = _rendered[key] = str(statement.compile(dialect=engine.dialect))
-    return text
+    rendered = _rendered.get(key)
+    if rendered is None:
+        compiled = statement.compile(dialect=engine.dialect)
+        fixed = {name: b.effective_value for b, name in compiled.bind_names.items() if not b.required}
+        rendered = _rendered[key] = (str(compiled), fixed)
+    return rendered
+
+
+def _run(engine: Engine, statement: ClauseElement, params: Mapping[str, Any], rows: bool) -> Any:
+    text, fixed = driver_sql(engine, statement)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        result = conn.exec_driver_sql(text, {**fixed, **params})
+        return result.all() if rows else result.rowcount
 
 
 def execute_autocommit(engine: Engine, statement: ClauseElement, params: Mapping[str, Any]) -> int:
@@ -38,5 +49,10 @@ def execute_autocommit(engine: Engine, statement: ClauseElement, params: Mapping
     what the driver takes: aware datetimes, UUIDs, lists for arrays. Build ``statement`` once
     and keep it.
     """
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        return conn.exec_driver_sql(driver_sql(engine, statement), params).rowcount
+    return _run(engine, statement, params, rows=False)
+
+
+def fetch_autocommit(engine: Engine, statement: ClauseElement, params: Mapping[str, Any]) -> list[Any]:
+    """As ``execute_autocommit``, for a statement that returns rows: all of them, as the driver
+    gave them (no SQLAlchemy result processing either)."""
+    return _run(engine, statement, params, rows=True)

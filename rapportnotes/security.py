@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, Response, g, request
 from flask_jwt_extended import current_user, get_jwt, verify_jwt_in_request
-from sqlalchemy import Select, bindparam, exists, select
+from sqlalchemy import ARRAY, CTE, BindParameter, Select, any_, bindparam, exists, select
 
 from rapportnotes.errors import ApiError, problem
 from rapportnotes.extensions import db, jwt
@@ -66,7 +66,7 @@ class TokenCaller:
     """Who a verified access token says is calling, before the database has confirmed it.
 
     Only views marked ``checks_caller_itself`` see this instead of a ``Principal``: their one
-    statement re-checks the same conditions as ``_load_principal`` (see ``services.contacts``),
+    statement re-checks the same conditions as ``_load_principal`` (``checked_caller``),
     and anything else they do first goes through ``require_caller``.
     """
 
@@ -89,6 +89,36 @@ def _principal_statement() -> Select[Any]:
         .where(u.organisation_id == bindparam("org", type_=User.organisation_id.type),
                u.id == bindparam("uid", type_=User.id.type))
     )
+
+
+def checked_caller(org: BindParameter[Any], uid: BindParameter[Any]) -> CTE:
+    """``caller`` (id, role) for statements that check the caller themselves: the user ``uid`` of
+    ``org`` only if they are active, their role is one of ``:roles``, they are on the token's
+    ``:generation``, the token ``:jti`` is not revoked and the organisation's zone is still
+    ``:timezone`` (what the request computed dates with): the same checks as ``_load_principal``.
+    """
+    u, o, r = User.__table__, Organisation.__table__, RevokedToken.__table__
+    return (
+        select(u.c.id, u.c.role)
+        .select_from(u.join(o, o.c.id == u.c.organisation_id))
+        .where(u.c.organisation_id == org, u.c.id == uid, u.c.is_active,
+               u.c.role == any_(bindparam("roles", type_=ARRAY(u.c.role.type))),
+               u.c.token_generation == bindparam("generation", type_=u.c.token_generation.type),
+               ~exists().where(r.c.jti == bindparam("jti", type_=r.c.jti.type)),
+               o.c.timezone == bindparam("timezone", type_=o.c.timezone.type))
+        .cte("caller")
+    )
+
+
+# The zone each organisation had when this process last loaded one of its users. Only a hint
+# for the statements that check the caller themselves: they compare it with the organisation's
+# zone and store or return nothing if it changed (the view then takes the ordinary path, which
+# loads the caller and so refreshes it), so a stale entry costs a retry, never a wrong date.
+_zones: dict[uuid.UUID, str] = {}
+
+
+def known_zone(organisation_id: uuid.UUID) -> str | None:
+    return _zones.get(organisation_id)
 
 
 def _challenge(detail: str, error: str) -> dict[str, str]:
@@ -181,6 +211,8 @@ def _load_principal(uid: uuid.UUID, org: uuid.UUID, gen: Any, jti: str | None) -
     token ``jti`` (None for refresh tokens) is not revoked."""
     params = {"org": org, "uid": uid, "jti": jti}
     row = db.session.connection().execute(_principal_statement(), params).first()
+    if row is not None:
+        _zones[row.organisation_id] = row.timezone
     if row is None or row.revoked or not row.is_active or row.token_generation != gen:
         return None
     return Principal(row.id, row.organisation_id, row.email, row.display_name, row.role,
@@ -229,11 +261,11 @@ def roles_required(*roles: str) -> Callable[[F], F]:
 def checks_caller_itself(fn: F) -> F:
     """Verify the access token but leave the database check of the caller to the view.
 
-    For the hottest endpoint only (``POST /contacts``): its single statement inserts nothing
-    unless the caller is active, of a role that may use it, on the token's generation and the
-    token is not revoked, which saves a round trip per request. The view must call
-    ``require_caller`` before doing anything else, and whenever that statement stores nothing,
-    so every refusal is the same 401 or 403 as elsewhere, in the same order.
+    For the hottest endpoints only (``POST /contacts`` and the coach report on PostgreSQL): their
+    single statement stores and returns nothing unless the caller passes ``checked_caller``,
+    which saves round trips per request. The view must call ``require_caller`` before doing
+    anything else, and whenever that statement stores or returns nothing, so every refusal is
+    the same 401, 403 or 404 as elsewhere, in the same order.
     """
 
     @wraps(fn)

@@ -34,8 +34,8 @@ from rapportnotes.models import MODALITIES, Contact
 from rapportnotes.schemas.contact import PEER_REF, ContactIn, ContactPatch
 from rapportnotes.schemas.fields import iso_z
 from rapportnotes.security import (
-    Principal,
     checks_caller_itself,
+    known_zone,
     me,
     parse_id,
     require_caller,
@@ -68,26 +68,14 @@ def _one_statement() -> bool:
     return "Idempotency-Key" not in request.headers and db.engine.dialect.name == "postgresql"
 
 
-# The zone each organisation had when this process last looked it up. Only a hint: the create
-# statement stores nothing unless it is still the organisation's zone (then the ordinary lookup
-# runs and refreshes it), so a stale entry costs a retry, never a wrong local date.
-_zones: dict[uuid.UUID, str] = {}
-
-
-def _resolved_caller() -> Principal:
-    user = require_caller(*svc.LOGGING_ROLES)
-    _zones[user.organisation_id] = user.organisation.timezone
-    return user
-
-
 @bp.post("")
 @checks_caller_itself
 def create():
     key = request.headers.get("Idempotency-Key")
     caller = token_caller()
-    tz = _zones.get(caller.organisation_id) if _one_statement() else None
+    tz = known_zone(caller.organisation_id) if _one_statement() else None
     if tz is None:
-        tz = _resolved_caller().organisation.timezone
+        tz = require_caller(*svc.LOGGING_ROLES).organisation.timezone
     try:
         raw = json_body()
         digest = None
@@ -111,7 +99,7 @@ def create():
         body = svc.create_contact(db.session, caller=caller, tz=tz, data=data, actor=actor_for(caller),
                                   own_transaction=key is None)
         if body is None:  # the statement stored nothing: find out why, and say so
-            user = _resolved_caller()
+            user = require_caller(*svc.LOGGING_ROLES)
             tz = user.organisation.timezone
             svc.check_codes(db.session, user.organisation_id, data.get("behaviours") or [])
             if key is None:  # these reads are done; the retry takes a connection of its own

@@ -14,7 +14,7 @@ from rapportnotes.errors import ApiError
 from rapportnotes.models import Behaviour
 
 
-def _listing_order() -> tuple[Any, ...]:
+def listing_order() -> tuple[Any, ...]:
     """Supportive first, then counterproductive; within each, oldest first (the default taxonomy
     keeps SPEC §7's order), then by code."""
     return case((Behaviour.polarity == "supportive", 0), else_=1), Behaviour.created_at, Behaviour.code
@@ -22,7 +22,7 @@ def _listing_order() -> tuple[Any, ...]:
 
 def list_behaviours(session: Session, organisation_id: uuid.UUID) -> list[Behaviour]:
     return list(session.scalars(
-        select(Behaviour).where(Behaviour.organisation_id == organisation_id).order_by(*_listing_order())
+        select(Behaviour).where(Behaviour.organisation_id == organisation_id).order_by(*listing_order())
     ))
 
 
@@ -31,7 +31,7 @@ def _catalogue_statement() -> Select[Any]:
     return (
         select(Behaviour.code, Behaviour.label, Behaviour.category, Behaviour.polarity, Behaviour.active)
         .where(Behaviour.organisation_id == bindparam("org", type_=Behaviour.organisation_id.type))
-        .order_by(*_listing_order())
+        .order_by(*listing_order())
     )
 
 

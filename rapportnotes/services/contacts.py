@@ -36,13 +36,10 @@ from rapportnotes.models import (
     Behaviour,
     Contact,
     ContactBehaviour,
-    Organisation,
-    RevokedToken,
-    User,
 )
 from rapportnotes.models.types import utcnow
 from rapportnotes.schemas.fields import iso_z
-from rapportnotes.security import Principal, TokenCaller, supervised_coach_ids
+from rapportnotes.security import Principal, TokenCaller, checked_caller, supervised_coach_ids
 from rapportnotes.services import audit
 from rapportnotes.services.behaviours import check_codes
 from rapportnotes.services.timezones import local_date
@@ -101,31 +98,19 @@ LOGGING_ROLES = ("coach", "supervisor")
 def _pg_create_statement() -> Insert:
     """PostgreSQL: the whole create as one statement, so one round trip and no transaction block.
 
-    ``caller`` is the user the token names, only if they are active, of a role that logs
-    contacts, on the token's generation, and the token is not revoked: the same checks as
-    ``security._load_principal``, so the request needs no separate lookup, and only if the
-    organisation's zone is still the one ``local_date`` was computed with (in Python, as on every
-    other path: PostgreSQL would read some zone names, such as ``CET``, as fixed abbreviations).
-    ``known`` counts the listed
-    codes that are active behaviours of the organisation; the contact row is inserted only for
-    a valid caller and if that is all of them (the body has no duplicates), and the tags and
-    the audit row are inserted from the contact's RETURNING, so either everything is written
-    or nothing is (no audit row inserted: the view finds out why and says so).
+    ``caller`` is the user the token names, only if ``security.checked_caller`` passes them (so
+    the request needs no separate lookup), which includes that the organisation's zone is still
+    the one ``local_date`` was computed with (in Python, as on every other path: PostgreSQL
+    would read some zone names, such as ``CET``, as fixed abbreviations). ``known`` counts the
+    listed codes that are active behaviours of the organisation; the contact row is inserted
+    only for a valid caller and if that is all of them (the body has no duplicates), and the
+    tags and the audit row are inserted from the contact's RETURNING, so either everything is
+    written or nothing is (no audit row inserted: the view finds out why and says so).
     """
-    u, o, r = User.__table__, Organisation.__table__, RevokedToken.__table__
     b, c = Behaviour.__table__, Contact.__table__
     t, a = ContactBehaviour.__table__, AuditEvent.__table__
     org, coach = bindparam("c_organisation_id", type_=c.c.organisation_id.type), bindparam("c_coach_id")
-    caller = (
-        select(u.c.id)
-        .select_from(u.join(o, o.c.id == u.c.organisation_id))
-        .where(u.c.organisation_id == org, u.c.id == coach, u.c.is_active,
-               u.c.role == any_(bindparam("roles", type_=ARRAY(u.c.role.type))),
-               u.c.token_generation == bindparam("generation", type_=u.c.token_generation.type),
-               ~exists().where(r.c.jti == bindparam("jti", type_=r.c.jti.type)),
-               o.c.timezone == bindparam("timezone", type_=o.c.timezone.type))
-        .cte("caller")
-    )
+    caller = checked_caller(org, coach)
     codes = bindparam("codes", type_=ARRAY(b.c.code.type))
     known = (
         select(func.count().label("n"))

@@ -7,17 +7,20 @@ month buckets (a few hundred small rows at most).
 
 Each report is one ``UNION ALL`` of its aggregates (per day, per modality, per coach, totals,
 tag counts), built once per process with bound parameters: a report costs one round trip for
-the figures and one for the taxonomy, and no SQL is compiled per request.
+the figures and one for the taxonomy, and no SQL is compiled per request. On PostgreSQL the
+coach report goes further (``checked_coach_statement``): caller check, who may read, figures,
+taxonomy and the audit row in one statement, so one round trip in all.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import (
     CompoundSelect,
@@ -27,22 +30,38 @@ from sqlalchemy import (
     Select,
     String,
     Uuid,
+    and_,
     bindparam,
     cast,
+    exists,
     false,
     func,
     literal_column,
     null,
+    or_,
     select,
     true,
     union_all,
 )
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
-from rapportnotes.models import MODALITIES, Contact, ContactBehaviour, Team, TeamMember, User
-from rapportnotes.services.behaviours import catalogue
+from rapportnotes import driver
+from rapportnotes.models import (
+    MODALITIES,
+    AuditEvent,
+    Behaviour,
+    Contact,
+    ContactBehaviour,
+    Team,
+    TeamMember,
+    User,
+)
+from rapportnotes.security import TokenCaller, checked_caller
+from rapportnotes.services import audit
+from rapportnotes.services.behaviours import catalogue, listing_order
 
 BUCKETS = ("day", "week", "month")
 MAX_SPAN_DAYS = 731
@@ -100,18 +119,24 @@ def _none(type_: Any) -> Any:
     return cast(null(), type_)
 
 
-def _minutes() -> Any:
-    return func.coalesce(func.sum(_C.duration_minutes), 0)
+# An untyped NULL, rendered bare (no cast, no label), to keep long statements short. PostgreSQL
+# types a UNION ALL's columns pair by pair from the left, so the first member of each union
+# still says its NULLs' types (``_none``); after that a bare NULL takes the column's type.
+_NULL = literal_column("NULL")
 
 
-def _contact_figures() -> tuple[Any, ...]:
-    """count, minutes, distinct peers, rated contacts, sum of ratings."""
+def _minutes(c: Any = _C) -> Any:
+    return func.coalesce(func.sum(c.duration_minutes), 0)
+
+
+def _contact_figures(c: Any = _C) -> tuple[Any, ...]:
+    """count, minutes, distinct peers, rated contacts, sum of ratings (of ``c``'s rows)."""
     return (
         func.count(),
-        _minutes(),
-        func.count(func.distinct(_C.peer_ref)),
-        func.count(_C.peer_rating),
-        func.coalesce(func.sum(_C.peer_rating), 0),
+        _minutes(c),
+        func.count(func.distinct(c.peer_ref)),
+        func.count(c.peer_rating),
+        func.coalesce(func.sum(c.peer_rating), 0),
     )
 
 
@@ -173,27 +198,104 @@ def _bucket_of(day: Any, bucket: str) -> Any:
     return {"day": day, "week": _WeekStart(day), "month": _MonthStart(day)}[bucket]
 
 
+def _coach_parts(bucket: str, dialect: str, *gate: Any, name: Any = _NULL) -> list[Select[Any]]:
+    """The selects of ``coach_statement`` (``name`` as the key of the ``total`` row). They read
+    the coach's live contacts in the period (gated by ``gate``), each with the start of its
+    bucket, from one CTE: one index range scan instead of one per aggregate. On PostgreSQL each
+    contact's tags are read per contact (as in ``team_statement``): with a join the planner may
+    hash the CTE's rows against a scan of the organisation's whole tag table."""
+    live = (
+        select(_C.id, _bucket_of(_C.local_date, bucket).label("start"), _C.modality, _C.duration_minutes,
+               _C.peer_ref, _C.peer_rating)
+        .where(*_live(_C.coach_id == bindparam("coach", type_=_C.coach_id.type)), *gate)
+        .cte("live")
+    )
+    c = live.c
+    org = bindparam("org", type_=_T.organisation_id.type)
+    if dialect == "postgresql":
+        tags = _per_contact_tags(org, c.id)
+        tagged, code = live.join(tags, true()), tags.c.code
+    else:
+        on = (_T.organisation_id == org) & (_T.contact_id == c.id)
+        tagged, code = live.join(ContactBehaviour.__table__, on), _T.code
+    start = c.start
+    no_int = _none(Integer)
+    return [  # the first says the types of its NULLs (see _NULL)
+        select(_kind("bucket"), start, _none(String), func.count(), _minutes(c), no_int, no_int, no_int)
+        .group_by(start),
+        select(_kind("modality"), _NULL, c.modality, func.count(), _minutes(c), _NULL, _NULL, _NULL)
+        .group_by(c.modality),
+        select(_kind("total"), _NULL, name, *_contact_figures(c)),
+        select(_kind("tag"), start, code, func.count(), _NULL, _NULL, _NULL, _NULL)
+        .select_from(tagged)
+        .group_by(start, code),
+    ]
+
+
+def _per_contact_tags(org: Any, contact_id: Any) -> Any:
+    """PostgreSQL: the codes of one contact, as a LATERAL subquery behind ``OFFSET 0`` (which
+    keeps the planner from flattening it into a join): an index lookup per contact."""
+    return (select(_T.code)
+            .where(_T.organisation_id == org, _T.contact_id == contact_id)
+            .offset(literal_column("0"))
+            .lateral("tags"))
+
+
 @functools.cache
-def coach_statement(bucket: str = "day") -> CompoundSelect:
+def coach_statement(bucket: str = "day", dialect: str = "sqlite") -> CompoundSelect:
     """Rows of (kind, start, key, n, minutes, peers, rated, rating_sum), kind one of
     ``bucket`` (per bucket of local days), ``modality``, ``total`` and ``tag`` (per bucket and
     code). Bucketing in SQL keeps the rows few (a 90-day weekly report: ~200 instead of ~700)."""
-    where = _live(_C.coach_id == bindparam("coach", type_=_C.coach_id.type))
-    start = _bucket_of(_C.local_date, bucket)
-    no_int = _none(Integer)
-    return union_all(
-        select(_kind("bucket"), start, _none(String), func.count(), _minutes(), no_int, no_int, no_int)
-        .where(*where)
-        .group_by(start),
-        select(_kind("modality"), _none(Date), _C.modality, func.count(), _minutes(), no_int, no_int, no_int)
-        .where(*where)
-        .group_by(_C.modality),
-        select(_kind("total"), _none(Date), _none(String), *_contact_figures()).where(*where),
-        select(_kind("tag"), start, _T.code, func.count(), no_int, no_int, no_int, no_int)
-        .select_from(_TAGGED)
-        .where(*where)
-        .group_by(start, _T.code),
+    return union_all(*_coach_parts(bucket, dialect))
+
+
+@functools.cache
+def checked_coach_statement(bucket: str) -> CompoundSelect:
+    """PostgreSQL: a whole coach report pull as one statement (one round trip, its own
+    transaction), for a caller known only from their token.
+
+    ``caller`` is ``security.checked_caller``; ``subject`` is the coach only if that caller may
+    read their report (the rules of ``security.may_see_coach``, and never an admin). Nothing
+    else is read or written without a subject: the figures and the taxonomy are gated on it,
+    and the ``report.coach`` audit row is inserted from it, so a refused or stale caller gets
+    no rows and leaves no trace (the view then takes the ordinary path, which says why).
+
+    Rows are those of ``coach_statement``, with the subject's display name as the key of the
+    ``total`` row (NULL: no subject), and one ``taxonomy`` row (the taxonomy in listing order as
+    a JSON array, as key).
+    """
+    u, tm, b, a = User.__table__, TeamMember.__table__, Behaviour.__table__, AuditEvent.__table__
+    org = bindparam("org", type_=_C.organisation_id.type)
+    caller = checked_caller(org, bindparam("uid", type_=u.c.id.type))
+    s, sup, mem = u.alias("s"), tm.alias("sup"), tm.alias("mem")
+    supervises = exists().where(
+        sup.c.organisation_id == org, sup.c.user_id == caller.c.id, sup.c.role == "supervisor",
+        mem.c.organisation_id == org, mem.c.team_id == sup.c.team_id, mem.c.user_id == s.c.id,
+        mem.c.role == "coach",
     )
+    subject = (
+        select(s.c.id, s.c.display_name)
+        .select_from(s.join(caller, true()))
+        .where(s.c.organisation_id == org, s.c.id == bindparam("coach", type_=s.c.id.type),
+               s.c.role != "admin",
+               or_(caller.c.role == "admin", s.c.id == caller.c.id,
+                   and_(caller.c.role == "supervisor", supervises)))
+        .cte("subject")
+    )
+    gate = select(subject.c.id).exists()
+    taxonomy = (
+        select(b.c.code, b.c.label, b.c.category, b.c.polarity, b.c.active)
+        .where(b.c.organisation_id == org, gate)
+        .order_by(*listing_order())
+        .subquery("t")
+    )
+    event = select(*(bindparam(f"a_{col.name}", type_=col.type) for col in a.columns)).select_from(subject)
+    return union_all(
+        *_coach_parts(bucket, "postgresql", gate, name=select(subject.c.display_name).scalar_subquery()),
+        select(_kind("taxonomy"), _NULL, cast(func.json_agg(literal_column("t")), String),
+               _NULL, _NULL, _NULL, _NULL, _NULL)
+        .select_from(taxonomy),
+    ).add_cte(a.insert().from_select([col.name for col in a.columns], event).cte("audit"))
 
 
 @functools.cache
@@ -208,10 +310,7 @@ def team_statement(dialect: str = "sqlite") -> CompoundSelect:
     where = _live(_C.coach_id.in_(bindparam("coaches", type_=_C.coach_id.type, expanding=True)))
     no_int = _none(Integer)
     if dialect == "postgresql":
-        per_contact = (select(_T.code)
-                       .where(_T.organisation_id == _C.organisation_id, _T.contact_id == _C.id)
-                       .offset(literal_column("0"))
-                       .lateral("tags"))
+        per_contact = _per_contact_tags(_C.organisation_id, _C.id)
         tagged, code = Contact.__table__.join(per_contact, true()), per_contact.c.code
     else:
         tagged, code = _TAGGED, _T.code
@@ -291,11 +390,51 @@ def find_coach(session: Session, org_id: uuid.UUID, coach_id: uuid.UUID) -> Row[
     return session.connection().execute(_subject_statement(), {"org": org_id, "uid": coach_id}).first()
 
 
+class _Behaviour(NamedTuple):
+    code: str
+    label: str
+    category: str
+    polarity: str
+    active: bool
+
+
 def coach_report(session: Session, coach: Subject, period: Period, bucket: str) -> dict[str, Any]:
-    org_id = coach.organisation_id
-    params = _params(org_id, period, coach=coach.id)
-    rows = session.connection().execute(coach_statement(bucket), params).all()
-    taxonomy = catalogue(session, org_id)
+    """The report of a coach the caller may read (already checked)."""
+    params = _params(coach.organisation_id, period, coach=coach.id)
+    conn = session.connection()
+    rows = conn.execute(coach_statement(bucket, conn.dialect.name), params).all()
+    return _coach_json(coach.id, coach.display_name, period, bucket, rows,
+                       catalogue(session, coach.organisation_id))
+
+
+def checked_coach_report(
+    engine: Engine, *, caller: TokenCaller, tz: str, coach_id: uuid.UUID, period: Period, bucket: str,
+    actor: audit.Actor, roles: tuple[str, ...],
+) -> dict[str, Any] | None:
+    """PostgreSQL: the report with its caller check and audit row in one statement
+    (``checked_coach_statement``), run as its own transaction; None when that statement found
+    no subject the caller may read (it then stored nothing either). ``tz`` is the zone the
+    period was worked out in: it must still be the organisation's."""
+    event = audit.event_row(actor, "report.coach", target_type="user", target_id=coach_id)
+    params = {f"a_{k}": v for k, v in event.items()}
+    params.update(_params(caller.organisation_id, period, coach=coach_id), uid=caller.id, roles=list(roles),
+                  generation=caller.token_generation, jti=caller.jti, timezone=tz)
+    name, figures, taxonomy = None, [], []
+    for row in driver.fetch_autocommit(engine, checked_coach_statement(bucket), params):
+        if row[0] == "taxonomy":
+            taxonomy = [_Behaviour(**b) for b in json.loads(row[2] or "[]")]
+        else:
+            if row[0] == "total":
+                name = row[2]
+            figures.append(row)
+    if name is None:
+        return None
+    return _coach_json(coach_id, name, period, bucket, figures, taxonomy)
+
+
+def _coach_json(coach_id: uuid.UUID, display_name: str, period: Period, bucket: str, rows: list[Any],
+                taxonomy: list[Any]) -> dict[str, Any]:
+    """The report document from ``coach_statement``'s rows and the taxonomy in listing order."""
     polarity = {b.code: b.polarity for b in taxonomy}
 
     code_counts: dict[str, int] = {}
@@ -325,7 +464,7 @@ def coach_report(session: Session, coach: Subject, period: Period, bucket: str) 
     totals = _totals(figures, code_counts, polarity)
     contacts = totals["contacts"]
     return {
-        "coach": {"id": str(coach.id), "display_name": coach.display_name},
+        "coach": {"id": str(coach_id), "display_name": display_name},
         "from": period.first.isoformat(),
         "to": period.last.isoformat(),
         "bucket": bucket,

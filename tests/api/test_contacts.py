@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import jwt as pyjwt
 import pytest
 
-from rapportnotes.models import Contact, ContactBehaviour, User
+from rapportnotes.models import Contact, ContactBehaviour
+from tests.support.callers import deactivate, make_admin, move_generation, revoke_token
 from tests.support.problems import assert_problem
+from tests.support.statements import Statements, assert_pool_back_in_transactions
 
 URL = "/api/v1/contacts"
 
@@ -374,77 +375,19 @@ def test_failed_audit_insert_fails_the_request_and_stores_no_contact(client, cas
     assert world.count(Contact) == 0 and world.count(ContactBehaviour) == 0
 
 
-class _Statements:
-    """Each statement the app sends, with whether its connection was in autocommit. On
-    PostgreSQL it watches the driver's cursors, so statements sent past SQLAlchemy count too."""
-
-    def __init__(self, app, backend):
-        import psycopg
-
-        from rapportnotes.extensions import db
-
-        with app.app_context():
-            self.engine = db.engine
-        self.backend, self.seen, self.real = backend, [], psycopg.Cursor.execute
-
-    def _spy(self, conn, cursor, statement, params, context, executemany):
-        self.seen.append((statement.split()[0].upper(), None))
-
-    def __enter__(self):
-        if self.backend == "postgresql":
-            import psycopg
-
-            real, seen = self.real, self.seen
-
-            def execute(cur, query, *args, **kwargs):
-                seen.append((str(query).split()[0].upper(), cur.connection.autocommit))
-                return real(cur, query, *args, **kwargs)
-
-            psycopg.Cursor.execute = execute
-        else:
-            from sqlalchemy import event
-
-            event.listen(self.engine, "before_cursor_execute", self._spy)
-        return self.seen
-
-    def __exit__(self, *exc):
-        if self.backend == "postgresql":
-            import psycopg
-
-            psycopg.Cursor.execute = self.real
-        else:
-            from sqlalchemy import event
-
-            event.remove(self.engine, "before_cursor_execute", self._spy)
-
-
-def _assert_pool_back_in_transactions(app):
-    """Every pooled connection is back to transactions, ready for the next request."""
-    from rapportnotes.extensions import db
-
-    with app.app_context():
-        pool = db.engine.pool
-    held = [pool.connect() for _ in range(max(pool.checkedin(), 1))]
-    try:
-        assert not any(getattr(c.driver_connection, "autocommit", False) for c in held)
-    finally:
-        for c in held:
-            c.close()
-
-
 def test_a_failing_one_statement_create_leaves_no_connection_in_autocommit(client, cast, world, app):
     """A taken external_id fails the statement itself (unique index) on the driver path: still
     a clean 409, one contact, and the connection goes back to the pool out of autocommit."""
     assert post(client, cast.coach, external_id="EXT-1").status_code == 201
     assert_problem(post(client, cast.coach, external_id="EXT-1"), 409, "external_id")
     assert world.count(Contact) == 1
-    _assert_pool_back_in_transactions(app)
+    assert_pool_back_in_transactions(app)
 
 
 def test_create_is_one_statement_outside_a_transaction_block_on_postgresql(client, cast, world, app,
                                                                             backend):
     assert post(client, cast.coach).status_code == 201  # the first create looks the zone up
-    with _Statements(app, backend) as seen:
+    with Statements(app, backend) as seen:
         r = post(client, cast.coach)
     assert r.status_code == 201
     if backend == "postgresql":
@@ -454,43 +397,23 @@ def test_create_is_one_statement_outside_a_transaction_block_on_postgresql(clien
         assert [s for s, _ in seen] == ["SELECT", "SELECT", "INSERT", "INSERT", "INSERT"]
     assert world.count(ContactBehaviour) == 4
     assert ("contact.create", 201) in world.audit_actions(cast.org)
-    _assert_pool_back_in_transactions(app)
-    with _Statements(app, backend) as seen:
+    assert_pool_back_in_transactions(app)
+    with Statements(app, backend) as seen:
         assert client.get(f"{URL}/{r.get_json()['id']}", headers=cast.coach.headers).status_code == 200
     assert seen and all(autocommit in (False, None) for _, autocommit in seen)
 
 
 def test_create_with_an_idempotency_key_keeps_its_transaction(client, cast, app, backend):
     headers = {**cast.coach.headers, "Idempotency-Key": str(uuid.uuid4())}
-    with _Statements(app, backend) as seen:
+    with Statements(app, backend) as seen:
         r = client.post(URL, json=body(), headers=headers)
     assert r.status_code == 201
     assert all(autocommit in (False, None) for _, autocommit in seen)
     assert "INSERT" in [s for s, _ in seen]  # the idempotency record, in the same transaction
 
 
-def _deactivate(s, user):
-    s.get(User, (uuid.UUID(user.org_id), uuid.UUID(user.id))).is_active = False
-
-
-def _move_generation(s, user):  # what a password change or "log out everywhere" does
-    s.get(User, (uuid.UUID(user.org_id), uuid.UUID(user.id))).token_generation += 1
-
-
-def _make_admin(s, user):
-    s.get(User, (uuid.UUID(user.org_id), uuid.UUID(user.id))).role = "admin"
-
-
-def _revoke_token(s, user):
-    from rapportnotes.services import tokens
-
-    jti = pyjwt.decode(user.access_token, options={"verify_signature": False})["jti"]
-    tokens.revoke_access_token(s, s.get(User, (uuid.UUID(user.org_id), uuid.UUID(user.id))), jti,
-                               datetime.now(UTC) + timedelta(hours=1))
-
-
-@pytest.mark.parametrize("change, status", [(_deactivate, 401), (_move_generation, 401),
-                                            (_revoke_token, 401), (_make_admin, 403)])
+@pytest.mark.parametrize("change, status", [(deactivate, 401), (move_generation, 401),
+                                            (revoke_token, 401), (make_admin, 403)])
 @pytest.mark.parametrize("valid", [True, False], ids=["valid-body", "invalid-body"])
 def test_create_rechecks_the_caller_in_the_database(client, cast, world, change, status, valid):
     """On PostgreSQL the insert statement itself is the caller check (no lookup before it), so
@@ -508,7 +431,7 @@ def test_create_rechecks_the_caller_in_the_database(client, cast, world, change,
 
 def test_a_refused_caller_hears_401_before_an_oversized_body(client, cast, world):
     assert post(client, cast.coach).status_code == 201
-    world.run(_deactivate, cast.coach)
+    world.run(deactivate, cast.coach)
     r = client.post(URL, data="x" * (2 * 1024 * 1024),
                     headers={**cast.coach.headers, "Content-Type": "application/json"})
     assert_problem(r, 401)
