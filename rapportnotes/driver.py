@@ -25,18 +25,28 @@ _rendered: dict[tuple[ClauseElement, str], tuple[str, dict[str, Any]]] = {}
 def driver_sql(engine: Engine, statement: ClauseElement) -> tuple[str, dict[str, Any]]:
     """``statement`` rendered for ``engine``'s driver (its parameter style), once per driver,
     with the values of the parameters the statement itself fixes (``role != 'admin'`` and the
-    like), which the caller's parameters are added to."""
+    like), which go to the driver with the caller's. Only plain constants qualify: a fixed
+    parameter that SQLAlchemy would have to process, expand or compute is refused here."""
     key = (statement, f"{engine.dialect.name}+{engine.dialect.driver}")
     rendered = _rendered.get(key)
     if rendered is None:
         compiled = statement.compile(dialect=engine.dialect)
-        fixed = {name: b.effective_value for b, name in compiled.bind_names.items() if not b.required}
+        fixed = {}
+        for bind, name in compiled.bind_names.items():
+            if bind.required:
+                continue
+            if (bind.expanding or bind.literal_execute or bind.callable is not None
+                    or bind.type.dialect_impl(engine.dialect).bind_processor(engine.dialect) is not None):
+                raise ValueError(f"parameter {name!r} needs SQLAlchemy's processing; bind it per call")
+            fixed[name] = bind.value
         rendered = _rendered[key] = (str(compiled), fixed)
     return rendered
 
 
 def _run(engine: Engine, statement: ClauseElement, params: Mapping[str, Any], rows: bool) -> Any:
     text, fixed = driver_sql(engine, statement)
+    if not fixed.keys().isdisjoint(params):
+        raise ValueError(f"parameters {sorted(fixed.keys() & params.keys())} are fixed by the statement")
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         result = conn.exec_driver_sql(text, {**fixed, **params})
         return result.all() if rows else result.rowcount

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import HTTPException
@@ -31,7 +31,11 @@ bp = Blueprint("reports", __name__)
 
 def _period(args, tz: str) -> reports.Period:
     last = date_arg(args, "to") or today(tz)
-    first = date_arg(args, "from") or last - timedelta(days=reports.DEFAULT_SPAN_DAYS - 1)
+    first = date_arg(args, "from")
+    if first is None:
+        if last < date.min + timedelta(days=reports.DEFAULT_SPAN_DAYS - 1):
+            raise bad_query("to", "Too early for the default period; give 'from' as well.")
+        first = last - timedelta(days=reports.DEFAULT_SPAN_DAYS - 1)
     if first > last:
         raise bad_query("from", "Must not be after 'to'.")
     if (last - first).days + 1 > reports.MAX_SPAN_DAYS:
@@ -108,7 +112,7 @@ def _coach_in_one_statement(coach_id: str):
         period = _period(args, tz)
         bucket = _bucket(args)
         as_csv = _wants_csv(args)
-    except (ApiError, ValueError, HTTPException):
+    except (ApiError, HTTPException, ValueError, ArithmeticError):
         return None
     report = reports.checked_coach_report(db.engine, caller=caller, tz=tz, coach_id=cid, period=period,
                                           bucket=bucket, actor=actor_for(caller), roles=COACH_REPORT_ROLES)

@@ -43,6 +43,7 @@ from sqlalchemy import (
     true,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
@@ -90,12 +91,14 @@ def _next_start(start: date, bucket: str) -> date:
 
 
 def bucket_starts(first: date, last: date, bucket: str) -> list[date]:
-    """Every bucket covering [first, last], gap-free, the first starting on or before ``first``."""
-    starts, cur = [], bucket_start(first, bucket)
-    while cur <= last:
+    """Every bucket covering [first, last], gap-free, the first starting on or before ``first``.
+    Never steps past the last one (a period ending in December 9999 has no next bucket)."""
+    starts, cur, end = [], bucket_start(first, bucket), bucket_start(last, bucket)
+    while True:
         starts.append(cur)
+        if cur >= end:
+            return starts
         cur = _next_start(cur, bucket)
-    return starts
 
 
 @dataclass(frozen=True)
@@ -262,7 +265,7 @@ def checked_coach_statement(bucket: str) -> CompoundSelect:
 
     Rows are those of ``coach_statement``, with the subject's display name as the key of the
     ``total`` row (NULL: no subject), and one ``taxonomy`` row (the taxonomy in listing order as
-    a JSON array, as key).
+    a JSON array of [code, label, category, polarity, active], as key).
     """
     u, tm, b, a = User.__table__, TeamMember.__table__, Behaviour.__table__, AuditEvent.__table__
     org = bindparam("org", type_=_C.organisation_id.type)
@@ -283,18 +286,13 @@ def checked_coach_statement(bucket: str) -> CompoundSelect:
         .cte("subject")
     )
     gate = select(subject.c.id).exists()
-    taxonomy = (
-        select(b.c.code, b.c.label, b.c.category, b.c.polarity, b.c.active)
-        .where(b.c.organisation_id == org, gate)
-        .order_by(*listing_order())
-        .subquery("t")
-    )
+    entry = func.json_build_array(b.c.code, b.c.label, b.c.category, b.c.polarity, b.c.active)
+    taxonomy = cast(func.json_agg(aggregate_order_by(entry, *listing_order())), String)
     event = select(*(bindparam(f"a_{col.name}", type_=col.type) for col in a.columns)).select_from(subject)
     return union_all(
         *_coach_parts(bucket, "postgresql", gate, name=select(subject.c.display_name).scalar_subquery()),
-        select(_kind("taxonomy"), _NULL, cast(func.json_agg(literal_column("t")), String),
-               _NULL, _NULL, _NULL, _NULL, _NULL)
-        .select_from(taxonomy),
+        select(_kind("taxonomy"), _NULL, taxonomy, _NULL, _NULL, _NULL, _NULL, _NULL)
+        .where(b.c.organisation_id == org, gate),
     ).add_cte(a.insert().from_select([col.name for col in a.columns], event).cte("audit"))
 
 
@@ -422,7 +420,7 @@ def checked_coach_report(
     name, figures, taxonomy = None, [], []
     for row in driver.fetch_autocommit(engine, checked_coach_statement(bucket), params):
         if row[0] == "taxonomy":
-            taxonomy = [_Behaviour(**b) for b in json.loads(row[2] or "[]")]
+            taxonomy = [_Behaviour(*b) for b in json.loads(row[2] or "[]")]
         else:
             if row[0] == "total":
                 name = row[2]
