@@ -211,8 +211,7 @@ def report_path(request, monkeypatch, backend, client, cast) -> _Path:
     if path.mode == "step-by-step":
         monkeypatch.setattr(api, "known_zone", lambda organisation_id: None)
         return path
-    if backend != "postgresql":
-        pytest.skip("the one-statement pull is PostgreSQL's")
+    assert backend == "postgresql"  # the SQLite combination is deselected (conftest)
     for user in (cast.admin, cast.admin_b):
         assert client.get("/api/v1/me", headers=user.headers).status_code == 200
     path.answered = request.getfixturevalue("statement_answers")
@@ -445,12 +444,11 @@ def test_a_changed_organisation_zone_is_picked_up_at_once(client, world, backend
     assert world.audit_actions(org).count(("report.coach", 200)) == 4
 
 
-def test_the_one_statements_fit_the_drivers_query_cache(app, backend):
+@pytest.mark.postgres
+def test_the_one_statements_fit_the_drivers_query_cache(app):
     """psycopg parses a query's placeholders on every execution unless the text is at most
     MAX_CACHED_STATEMENT_LENGTH bytes with at most MAX_CACHED_STATEMENT_PARAMS parameters; the
     hot statements stay within both (a longer one still works, at ~0.15 ms more per request)."""
-    if backend != "postgresql":
-        pytest.skip("driver statements are PostgreSQL's")
     import re as regex
 
     from psycopg import _queries  # the limits are not public: if they move, look again
