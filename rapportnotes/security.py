@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, Response, g, request
 from flask_jwt_extended import current_user, get_jwt, verify_jwt_in_request
-from sqlalchemy import ARRAY, CTE, BindParameter, Select, any_, bindparam, exists, select
+from sqlalchemy import ARRAY, CTE, BindParameter, Select, and_, any_, bindparam, exists, or_, select, true
 
 from rapportnotes.errors import ApiError, problem
 from rapportnotes.extensions import db, jwt
@@ -333,8 +333,30 @@ def supervised_coach_ids(user: Principal) -> set[uuid.UUID]:
     return {r[0] for r in rows}
 
 
+def readable_coach(org: BindParameter[Any], coach: BindParameter[Any], caller: CTE) -> CTE:
+    """``subject`` (id, display_name): the user ``coach`` of ``org`` only if ``caller`` (see
+    ``checked_caller``) may read their report: the rules of ``may_see_coach``, and never an
+    admin. For statements that check their caller themselves."""
+    u, tm = User.__table__, TeamMember.__table__
+    s, sup, mem = u.alias("s"), tm.alias("sup"), tm.alias("mem")
+    supervises = exists().where(
+        sup.c.organisation_id == org, sup.c.user_id == caller.c.id, sup.c.role == "supervisor",
+        mem.c.organisation_id == org, mem.c.team_id == sup.c.team_id, mem.c.user_id == s.c.id,
+        mem.c.role == "coach",
+    )
+    return (
+        select(s.c.id, s.c.display_name)
+        .select_from(s.join(caller, true()))
+        .where(s.c.organisation_id == org, s.c.id == coach, s.c.role != "admin",
+               or_(caller.c.role == "admin", s.c.id == caller.c.id,
+                   and_(caller.c.role == "supervisor", supervises)))
+        .cte("subject")
+    )
+
+
 def may_see_coach(user: Principal, coach_id: uuid.UUID) -> bool:
-    """Admins see everyone in their organisation; supervisors themself and their coaches."""
+    """Admins see everyone in their organisation; supervisors themself and their coaches.
+    ``readable_coach`` is the same rule in SQL: change both together (tests run both ways)."""
     if user.role == "admin":
         return True
     if coach_id == user.id:

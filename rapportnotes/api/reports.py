@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, timedelta
 
 from flask import Blueprint, Response, request
@@ -64,6 +63,7 @@ def _csv(text: str, filename: str) -> Response:
 
 
 COACH_REPORT_ROLES = ("coach", "supervisor", "admin")
+COACH_REPORT_ARGS = {"from", "to", "bucket", "format"}
 
 
 @bp.get("/coaches/<coach_id>/report")
@@ -73,25 +73,25 @@ def coach(coach_id: str):
     if fast is not None:
         return fast
     user = require_caller(*COACH_REPORT_ROLES)
-    args = query_args({"from", "to", "bucket", "format"})
+    args = query_args(COACH_REPORT_ARGS)
     cid = parse_id(coach_id, "coach")
     target = reports.find_coach(db.session, user.organisation_id, cid)
     if target is None or target.role == "admin" or not may_see_coach(user, cid):
         raise ApiError(404, "No such coach.")
-    period = _period(args, user.organisation.timezone)
-    bucket = _bucket(args)
-    as_csv = _wants_csv(args)
+    period, bucket, as_csv = _coach_options(args, user.organisation.timezone)
     report = reports.coach_report(db.session, target, period, bucket)
     record_event(db.session, actor_for(user), "report.coach", target_type="user", target_id=cid)
     db.session.commit()
     return _coach_response(report, as_csv)
 
 
-def _bucket(args) -> str:
+def _coach_options(args, tz: str) -> tuple[reports.Period, str, bool]:
+    """Period, bucket and whether CSV was asked for; a 422 for anything malformed."""
+    period = _period(args, tz)
     bucket = args.get("bucket", "week")
     if bucket not in reports.BUCKETS:
         raise bad_query("bucket", "Must be day, week or month.")
-    return bucket
+    return period, bucket, _wants_csv(args)
 
 
 def _coach_in_one_statement(coach_id: str):
@@ -107,11 +107,8 @@ def _coach_in_one_statement(coach_id: str):
     if tz is None:
         return None
     try:
-        args = query_args({"from", "to", "bucket", "format"})
-        cid = uuid.UUID(coach_id)
-        period = _period(args, tz)
-        bucket = _bucket(args)
-        as_csv = _wants_csv(args)
+        cid = parse_id(coach_id, "coach")
+        period, bucket, as_csv = _coach_options(query_args(COACH_REPORT_ARGS), tz)
     except (ApiError, HTTPException, ValueError, ArithmeticError):
         return None
     report = reports.checked_coach_report(db.engine, caller=caller, tz=tz, coach_id=cid, period=period,

@@ -30,15 +30,12 @@ from sqlalchemy import (
     Select,
     String,
     Uuid,
-    and_,
     bindparam,
     cast,
-    exists,
     false,
     func,
     literal_column,
     null,
-    or_,
     select,
     true,
     union_all,
@@ -60,7 +57,7 @@ from rapportnotes.models import (
     TeamMember,
     User,
 )
-from rapportnotes.security import TokenCaller, checked_caller
+from rapportnotes.security import TokenCaller, checked_caller, readable_coach
 from rapportnotes.services import audit
 from rapportnotes.services.behaviours import catalogue, listing_order
 
@@ -257,8 +254,8 @@ def checked_coach_statement(bucket: str) -> CompoundSelect:
     """PostgreSQL: a whole coach report pull as one statement (one round trip, its own
     transaction), for a caller known only from their token.
 
-    ``caller`` is ``security.checked_caller``; ``subject`` is the coach only if that caller may
-    read their report (the rules of ``security.may_see_coach``, and never an admin). Nothing
+    ``caller`` is ``security.checked_caller``; ``subject`` is ``security.readable_coach``, the
+    coach only if that caller may read their report. Nothing
     else is read or written without a subject: the figures and the taxonomy are gated on it,
     and the ``report.coach`` audit row is inserted from it, so a refused or stale caller gets
     no rows and leaves no trace (the view then takes the ordinary path, which says why).
@@ -267,24 +264,10 @@ def checked_coach_statement(bucket: str) -> CompoundSelect:
     ``total`` row (NULL: no subject), and one ``taxonomy`` row (the taxonomy in listing order as
     a JSON array of [code, label, category, polarity, active], as key).
     """
-    u, tm, b, a = User.__table__, TeamMember.__table__, Behaviour.__table__, AuditEvent.__table__
+    b, a = Behaviour.__table__, AuditEvent.__table__
     org = bindparam("org", type_=_C.organisation_id.type)
-    caller = checked_caller(org, bindparam("uid", type_=u.c.id.type))
-    s, sup, mem = u.alias("s"), tm.alias("sup"), tm.alias("mem")
-    supervises = exists().where(
-        sup.c.organisation_id == org, sup.c.user_id == caller.c.id, sup.c.role == "supervisor",
-        mem.c.organisation_id == org, mem.c.team_id == sup.c.team_id, mem.c.user_id == s.c.id,
-        mem.c.role == "coach",
-    )
-    subject = (
-        select(s.c.id, s.c.display_name)
-        .select_from(s.join(caller, true()))
-        .where(s.c.organisation_id == org, s.c.id == bindparam("coach", type_=s.c.id.type),
-               s.c.role != "admin",
-               or_(caller.c.role == "admin", s.c.id == caller.c.id,
-                   and_(caller.c.role == "supervisor", supervises)))
-        .cte("subject")
-    )
+    caller = checked_caller(org, bindparam("uid", type_=User.id.type))
+    subject = readable_coach(org, bindparam("coach", type_=User.id.type), caller)
     gate = select(subject.c.id).exists()
     entry = func.json_build_array(b.c.code, b.c.label, b.c.category, b.c.polarity, b.c.active)
     taxonomy = cast(func.json_agg(aggregate_order_by(entry, *listing_order())), String)
