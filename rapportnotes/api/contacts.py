@@ -113,7 +113,8 @@ def create():
         if key is not None:
             idempotency.store(db.session, caller.organisation_id, str(caller.id), key, digest, 201, body,
                               body["id"], current_app.config["IDEMPOTENCY_TTL_HOURS"])
-        db.session.commit()
+        if db.session().in_transaction():  # not when the one statement was all this request did
+            db.session.commit()
     except IntegrityError:
         db.session.rollback()
         if key is not None:  # a concurrent duplicate won the race: answer with its response

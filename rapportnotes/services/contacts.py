@@ -355,9 +355,10 @@ def list_contacts(
         q = q.where(Contact.updated_at >= f.updated_since, Contact.updated_at <= utcnow() - settle)
         if after is not None:
             q = q.where(
+                Contact.updated_at >= after[0],  # implied by the next condition; bounds the index range
                 or_(
                     Contact.updated_at > after[0], and_(Contact.updated_at == after[0], Contact.id > after[1])
-                )
+                ),
             )
         q = q.order_by(Contact.updated_at, Contact.id)
     else:
@@ -365,10 +366,11 @@ def list_contacts(
             q = q.where(Contact.deleted == false())
         if after is not None:
             q = q.where(
+                Contact.occurred_at <= after[0],  # implied by the next condition; bounds the index range
                 or_(
                     Contact.occurred_at < after[0],
                     and_(Contact.occurred_at == after[0], Contact.id < after[1]),
-                )
+                ),
             )
         q = q.order_by(Contact.occurred_at.desc(), Contact.id.desc())
     rows = list(session.scalars(q.limit(limit + 1)))

@@ -6,6 +6,7 @@ import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -260,3 +261,63 @@ def test_concurrent_patches_with_the_same_etag_one_wins(app, client, cast, world
     assert statuses.count(200) == 1 and statuses.count(412) == 3, statuses
     got = client.get(f"{URL}/{c['id']}", headers=cast.coach.headers).get_json()
     assert got["version"] == 2
+
+
+def _history(world, org: str, coach: str, n: int) -> None:
+    """``n`` contacts with distinct occurred_at and updated_at, written directly."""
+    from datetime import date
+
+    then = datetime(2024, 1, 1, tzinfo=UTC)
+    rows = [
+        {"organisation_id": uuid.UUID(org), "id": uuid.uuid4(), "coach_id": uuid.UUID(coach),
+         "peer_ref": f"P-{i % 40}", "occurred_at": then + timedelta(minutes=i),
+         "local_date": date(2024, 1, 1),
+         "duration_minutes": 30, "modality": "phone", "setting": None, "notes": None, "peer_rating": None,
+         "external_id": None, "created_at": then, "updated_at": then + timedelta(seconds=i), "version": 1,
+         "deleted": False, "deleted_at": None}
+        for i in range(n)
+    ]
+    world.run(lambda s: s.connection().execute(Contact.__table__.insert(), rows))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("query", ["", "&updated_since=2023-01-01T00:00:00Z"])
+def test_a_deep_page_reads_from_its_cursor_not_from_the_start(app, client, cast, world, query, monkeypatch):
+    """The keyset condition ``(t, id) past the cursor`` is an OR the index cannot range over;
+    the query also states ``t`` at or past the cursor's, so the index range starts there. Without
+    it, page k of a listing or of a sync read and threw away every row of pages 1..k-1 again."""
+    from sqlalchemy import event, text
+
+    from rapportnotes.extensions import db
+
+    monkeypatch.setitem(app.config, "SYNC_SETTLE_SECONDS", 0)
+    _history(world, cast.org, cast.coach.id, 3000)
+    with app.app_context():
+        db.session.execute(text("ANALYZE contacts"))
+        db.session.commit()
+    url = f"{URL}?limit=200{query}"
+    for _ in range(5):  # 1,000 rows in
+        body = client.get(url, headers=cast.coach.headers).get_json()
+        url = f"{URL}?limit=200{query}&cursor={body['next_cursor']}"
+    seen = []
+
+    def spy(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM contacts" in statement:
+            seen.append((statement, params))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", spy)
+    try:
+        assert client.get(url, headers=cast.coach.headers).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", spy)
+    statement, params = seen[0]
+    with app.app_context(), db.engine.connect() as conn:
+        plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, params).scalar()
+        conn.rollback()
+
+    def discarded(node) -> int:
+        return node.get("Rows Removed by Filter", 0) + sum(discarded(p) for p in node.get("Plans", []))
+
+    assert discarded(plan[0]["Plan"]) <= 1, plan
