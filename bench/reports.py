@@ -14,6 +14,7 @@ Last line: ``coach_vs_sql=<r> team_vs_sql=<r> growth_<small>_to_<large>=<r>``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import io
 import random
@@ -22,6 +23,7 @@ import sys
 import time
 import urllib.parse
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -103,6 +105,7 @@ def load(sa_url: str, coaches: int, per_coach: int, seed: int = 1) -> dict:
         del contacts, tags
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
+        conn.execute("CHECKPOINT")  # the load's dirty pages written now, not while timing
     return {"app": app, "org": org_id, "admin": admin_id, "coaches": coach_ids, "teams": team_ids}
 
 
@@ -137,12 +140,16 @@ def captured_sql(app, fn) -> list[tuple[str, object]]:
 def median_ms(fn, runs: int, warmup: int | None = None) -> float:
     for _ in range(max(3, runs // 10) if warmup is None else warmup):
         fn()
+    return statistics.median(samples_ms(fn, runs))
+
+
+def samples_ms(fn, runs: int) -> list[float]:
     samples = []
     for _ in range(runs):
         t = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - t) * 1000)
-    return statistics.median(samples)
+    return samples
 
 
 def raw_sql_ms(dsn: str, statements, runs: int) -> float:
@@ -153,11 +160,9 @@ def raw_sql_ms(dsn: str, statements, runs: int) -> float:
         return median_ms(run, runs)
 
 
-def http_ms(url: str, token: str, runs: int) -> float:
-    """Median of GETs over loopback, one connection each (gunicorn's sync workers close it). The
-    warm-up reaches every worker several times (each has its own pool, statement caches and
-    prepared statements, as the raw-SQL side's one connection does); the client is the plain
-    ``http.client``, so the figure is the server's time, not urllib's."""
+def http_get(url: str, token: str):
+    """One GET over loopback, one connection each (gunicorn's sync workers close it). The client
+    is the plain ``http.client``, so the time is the server's, not urllib's."""
     parts = urllib.parse.urlsplit(url)
     assert parts.hostname == "127.0.0.1"
     target = f"{parts.path}?{parts.query}"
@@ -172,10 +177,19 @@ def http_ms(url: str, token: str, runs: int) -> float:
             resp.read()
         finally:
             conn.close()
-    return median_ms(run, runs, warmup=max(runs // 10, 10 * WORKERS))
+    return run
 
 
-def measure(coaches: int, per_coach: int, runs: int, team_too: bool) -> dict:
+def http_ms(url: str, token: str, runs: int) -> float:
+    """Median of GETs. The warm-up reaches every worker several times (each has its own pool,
+    statement caches and prepared statements, as the raw-SQL side's one connection does)."""
+    return median_ms(http_get(url, token), runs, warmup=max(runs // 10, 10 * WORKERS))
+
+
+@contextlib.contextmanager
+def site(coaches: int, per_coach: int, runs: int, team_too: bool) -> Iterator[dict]:
+    """A loaded database, its raw-SQL figures and the app serving it (kept up until the end, so
+    that HTTP figures of two sizes can be taken in alternation)."""
     from rapportnotes.models import Team, User
     from rapportnotes.services import reports
 
@@ -199,21 +213,32 @@ def measure(coaches: int, per_coach: int, runs: int, team_too: bool) -> dict:
         with psycopg.connect(dsn) as conn:
             plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + coach_sql[0][0], coach_sql[0][1]))
         out = {"contacts": coaches * per_coach, "load_s": loaded, "plan": plan,
-               "coach_sql": raw_sql_ms(dsn, coach_sql, runs)}
+               "coach_sql": raw_sql_ms(dsn, coach_sql, runs), "token": token_for(app, data["admin"])}
         if team_too:
             out["team_sql"] = raw_sql_ms(dsn, team_sql, max(20, runs // 5))
-        token = token_for(app, data["admin"])
         q = f"from={PERIOD[0]}&to={PERIOD[1]}"
-        with gunicorn("wsgi:app", app_env(url), cwd=ROOT) as base:
-            out["coach_http"] = http_ms(f"{base}/api/v1/coaches/{coach_id}/report?{q}", token, runs)
-            if team_too:
-                team_url = f"{base}/api/v1/teams/{team_id}/report?{q}"
-                out["team_http"] = http_ms(team_url, token, max(20, runs // 5))
-        with app.app_context():
-            from rapportnotes.extensions import db
+        try:
+            with gunicorn("wsgi:app", app_env(url), cwd=ROOT) as base:
+                out["coach_url"] = f"{base}/api/v1/coaches/{coach_id}/report?{q}"
+                out["team_url"] = f"{base}/api/v1/teams/{team_id}/report?{q}"
+                yield out
+        finally:
+            with app.app_context():
+                db.engine.dispose()
 
-            db.engine.dispose()
-        return out
+
+def alternating_medians(sites: list[dict], runs: int, rounds: int = 10) -> list[float]:
+    """The coach report's HTTP median at each site, taken in ``rounds`` alternating slices, so a
+    change in the machine's speed while they run weighs on every site alike."""
+    gets = [http_get(s["coach_url"], s["token"]) for s in sites]
+    for get in gets:  # warm-up, as http_ms
+        for _ in range(max(runs // 10, 10 * WORKERS)):
+            get()
+    samples: list[list[float]] = [[] for _ in sites]
+    for _ in range(rounds):
+        for get, got in zip(gets, samples, strict=True):
+            got.extend(samples_ms(get, max(1, runs // rounds)))
+    return [statistics.median(got) for got in samples]
 
 
 def main() -> None:
@@ -223,13 +248,17 @@ def main() -> None:
     ap.add_argument("--large", type=int, default=5_000_000)
     ap.add_argument("--runs", type=int, default=200)
     args = ap.parse_args()
-    main_run = measure(args.contacts // PER_COACH, PER_COACH, args.runs, team_too=True)
+    with site(args.contacts // PER_COACH, PER_COACH, args.runs, team_too=True) as main_run:
+        main_run["coach_http"] = http_ms(main_run["coach_url"], main_run["token"], args.runs)
+        main_run["team_http"] = http_ms(main_run["team_url"], main_run["token"], max(20, args.runs // 5))
     print(f"{main_run['contacts']:>9,} contacts loaded in {main_run['load_s']:.0f}s; coach report plan:")
     print("   " + main_run["plan"].replace("\n", "\n   "))
     print(f"coach 90d: raw SQL {main_run['coach_sql']:.2f} ms, HTTP {main_run['coach_http']:.2f} ms")
     print(f"team  90d: raw SQL {main_run['team_sql']:.2f} ms, HTTP {main_run['team_http']:.2f} ms")
-    small = measure(args.small // PER_COACH, PER_COACH, args.runs, team_too=False)
-    large = measure(args.large // PER_COACH, PER_COACH, args.runs, team_too=False)
+    with contextlib.ExitStack() as stack:
+        small = stack.enter_context(site(args.small // PER_COACH, PER_COACH, args.runs, team_too=False))
+        large = stack.enter_context(site(args.large // PER_COACH, PER_COACH, args.runs, team_too=False))
+        small["coach_http"], large["coach_http"] = alternating_medians([small, large], args.runs)
     for r in (small, large):
         print(f"{r['contacts']:>9,} contacts: coach raw SQL {r['coach_sql']:.2f} ms, "
               f"HTTP {r['coach_http']:.2f} ms")
