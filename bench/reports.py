@@ -4,7 +4,8 @@ Loads contacts with COPY into a fresh PostgreSQL database (500 coaches in 25 tea
 per contact, over 2 years), captures the exact SQL the report service issues for a 90-day coach
 and team report, times that SQL alone over psycopg (median of many runs), then times the same
 reports through the running app over HTTP (gunicorn on loopback). Repeats the coach measurement
-at a small and a large size with the same per-coach workload (more coaches, same contacts each).
+at a small and a large size with the same per-coach workload (more coaches, same contacts each),
+both served at once and timed in alternating slices.
 
     .venv/bin/python bench/reports.py [--contacts 1000000] [--small 100000] [--large 5000000]
 
@@ -235,8 +236,9 @@ def alternating_medians(sites: list[dict], runs: int, rounds: int = 10) -> list[
         for _ in range(max(runs // 10, 10 * WORKERS)):
             get()
     samples: list[list[float]] = [[] for _ in sites]
-    for _ in range(rounds):
-        for get, got in zip(gets, samples, strict=True):
+    for r in range(rounds):
+        order = list(zip(gets, samples, strict=True))
+        for get, got in order if r % 2 == 0 else reversed(order):  # neither site always goes first
             got.extend(samples_ms(get, max(1, runs // rounds)))
     return [statistics.median(got) for got in samples]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from flask import Blueprint, current_app, request, url_for
 from marshmallow import ValidationError
@@ -157,9 +157,9 @@ def list_():
     after = None
     cur = decode_cursor(args.get("cursor"), 2)
     if cur:
-        try:
-            after = (datetime.fromisoformat(cur[0].replace("Z", "+00:00")), uuid.UUID(cur[1]))
-        except ValueError:
+        try:  # our cursors hold an RFC 3339 UTC timestamp; anything else was not made by us
+            after = (timestamp_arg({"at": cur[0]}, "at"), uuid.UUID(cur[1]))
+        except (ApiError, ValueError, TypeError):
             raise bad_query("cursor", "Invalid cursor.")
     settle = timedelta(seconds=current_app.config["SYNC_SETTLE_SECONDS"])
     items, key = svc.list_contacts(db.session, user, f, limit, after, settle)

@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     Insert,
-    and_,
     any_,
     bindparam,
     delete,
@@ -24,8 +23,8 @@ from sqlalchemy import (
     false,
     func,
     insert,
-    or_,
     select,
+    tuple_,
 )
 from sqlalchemy.orm import Session
 
@@ -353,25 +352,14 @@ def list_contacts(
     sync = f.updated_since is not None
     if sync:
         q = q.where(Contact.updated_at >= f.updated_since, Contact.updated_at <= utcnow() - settle)
-        if after is not None:
-            q = q.where(
-                Contact.updated_at >= after[0],  # implied by the next condition; bounds the index range
-                or_(
-                    Contact.updated_at > after[0], and_(Contact.updated_at == after[0], Contact.id > after[1])
-                ),
-            )
+        if after is not None:  # a row comparison: the index range starts at the cursor
+            q = q.where(tuple_(Contact.updated_at, Contact.id) > (after[0], after[1]))
         q = q.order_by(Contact.updated_at, Contact.id)
     else:
         if not f.include_deleted:
             q = q.where(Contact.deleted == false())
         if after is not None:
-            q = q.where(
-                Contact.occurred_at <= after[0],  # implied by the next condition; bounds the index range
-                or_(
-                    Contact.occurred_at < after[0],
-                    and_(Contact.occurred_at == after[0], Contact.id < after[1]),
-                ),
-            )
+            q = q.where(tuple_(Contact.occurred_at, Contact.id) < (after[0], after[1]))
         q = q.order_by(Contact.occurred_at.desc(), Contact.id.desc())
     rows = list(session.scalars(q.limit(limit + 1)))
     more = len(rows) > limit
