@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 from flask import current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from rapportnotes.errors import ApiError
 
@@ -63,6 +64,10 @@ def loads_strict(data: bytes | str, max_depth: int = 32) -> Any:
         raise ValueError("nesting too deep")
     except UnicodeDecodeError:
         raise ValueError("body is not UTF-8")
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):  # Python's own words name its internals
+            raise ValueError("a number has too many digits")
+        raise
     if not _depth(value, max_depth):
         raise ValueError("nesting too deep")
     return value
@@ -71,6 +76,10 @@ def loads_strict(data: bytes | str, max_depth: int = 32) -> Any:
 def json_body(*, required: bool = True) -> Any:
     """The request's JSON body: 415 when not declared JSON, 400 when not valid, 422 if not an object."""
     raw = request.get_data(cache=True)
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        # A chunked body (no Content-Length) is cut at the limit, not refused, by the reader.
+        raise RequestEntityTooLarge()
     if not raw and not required:
         return None
     if request.mimetype != "application/json":

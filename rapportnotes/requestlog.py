@@ -15,7 +15,7 @@ import uuid
 
 from flask import Flask, Response, g, request
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 log = logging.getLogger("rapportnotes.request")
 
 

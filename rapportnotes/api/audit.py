@@ -17,6 +17,7 @@ from rapportnotes.api.common import (
     query_args,
     timestamp_arg,
 )
+from rapportnotes.errors import ApiError
 from rapportnotes.extensions import db
 from rapportnotes.schemas.fields import iso_z
 from rapportnotes.security import me, roles_required
@@ -33,12 +34,15 @@ def _bound(args, name: str, tz: str, end: bool) -> datetime | None:
     raw = args.get(name)
     if raw is None:
         return None
-    if len(raw) == 10:
-        day = date_arg(args, name)
-        start, stop = local_range_utc(day, day, tz)
-        return stop if end else start
-    instant = timestamp_arg(args, name)
-    return instant + timedelta(microseconds=1) if end else instant
+    try:  # the first or last representable day or instant has no bound beyond it
+        if len(raw) == 10:
+            day = date_arg(args, name)
+            start, stop = local_range_utc(day, day, tz)
+            return stop if end else start
+        instant = timestamp_arg(args, name)
+        return instant + timedelta(microseconds=1) if end else instant
+    except OverflowError:
+        raise bad_query(name, "Out of the supported range of dates.")
 
 
 def _id_filter(args, name: str) -> str | None:
@@ -54,13 +58,10 @@ def _after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     values = decode_cursor(cursor, 2)
     if values is None:
         return None
-    try:
-        at, eid = datetime.fromisoformat(values[0]), uuid.UUID(values[1])
-    except ValueError:
+    try:  # our cursors hold an RFC 3339 UTC timestamp; anything else was not made by us
+        return timestamp_arg({"at": values[0]}, "at"), uuid.UUID(values[1])
+    except (ApiError, ValueError):
         raise bad_query("cursor", "Invalid cursor.")
-    if at.tzinfo is None:
-        raise bad_query("cursor", "Invalid cursor.")
-    return at, eid
 
 
 def _event_json(e) -> dict:

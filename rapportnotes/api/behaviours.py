@@ -31,7 +31,7 @@ def create():
     record_event(db.session, actor_for(admin), "behaviour.create", target_type="behaviour",
                  target_id=b.code, status=201)
     db.session.commit()
-    return _out.dump(b), 201, {"Location": url_for("api.behaviours.list_") + "/" + b.code}
+    return _out.dump(b), 201, {"Location": url_for("api.behaviours.update", code=b.code)}
 
 
 @bp.patch("/<code>")

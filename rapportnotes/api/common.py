@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import date, datetime
@@ -19,6 +20,8 @@ from rapportnotes.netaddr import client_address
 from rapportnotes.schemas.fields import RFC3339, text_problem, to_utc
 from rapportnotes.security import Principal, TokenCaller
 from rapportnotes.services.audit import Actor
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
 
 
 def actor_for(user: Principal | TokenCaller) -> Actor:
@@ -75,7 +78,7 @@ def date_arg(args: Mapping[str, str], name: str) -> date | None:
     if raw is None:
         return None
     try:
-        if len(raw) != 10:
+        if not _DATE.match(raw):  # fromisoformat alone also takes week dates (2026-W01-1)
             raise ValueError
         return date.fromisoformat(raw)
     except ValueError:
@@ -134,8 +137,8 @@ def decode_cursor(token: str | None, arity: int) -> list[Any] | None:
     except (ValueError, binascii.Error, UnicodeError):
         raise bad_query("cursor", "Invalid cursor.")
     if not isinstance(values, list) or len(values) != arity or not all(
-        isinstance(v, str) for v in values
-    ):
+        isinstance(v, str) and len(v) <= 512 and text_problem(v) is None for v in values
+    ):  # the values go to the database as they are: no NUL, control characters or surrogates
         raise bad_query("cursor", "Invalid cursor.")
     return values
 

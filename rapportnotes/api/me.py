@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app
 
-from rapportnotes.api.common import actor_for, load_body
+from rapportnotes.api.common import actor_for, load_body, query_args
 from rapportnotes.errors import ApiError
 from rapportnotes.extensions import db
 from rapportnotes.schemas.auth import PasswordChangeIn
@@ -20,6 +20,7 @@ _out = MeOut()
 @bp.get("")
 @authenticated
 def get_me():
+    query_args(set())
     return _out.dump(me())
 
 

@@ -116,6 +116,7 @@ def list_():
 @bp.get("/<team_id>")
 @roles_required("admin", "supervisor")
 def get(team_id: str):
+    query_args(set())
     return _out.dump(get_visible_team(team_id))
 
 

@@ -83,6 +83,7 @@ def list_():
 @bp.get("/<user_id>")
 @roles_required("admin")
 def get(user_id: str):
+    query_args(set())
     return _out.dump(_get(user_id))
 
 

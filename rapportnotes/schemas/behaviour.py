@@ -5,7 +5,7 @@ from marshmallow import Schema, fields, validate
 from rapportnotes.models import POLARITIES
 from rapportnotes.schemas.fields import StrictBool, StrictSchema, Text
 
-SNAKE = r"^[a-z][a-z0-9_]{0,63}$"
+SNAKE = r"^[a-z][a-z0-9_]{0,63}\Z"  # \Z: "$" would also match before a final newline
 _snake = validate.Regexp(SNAKE, error="Must be snake_case, 1-64 chars.")
 
 

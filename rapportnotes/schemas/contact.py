@@ -10,7 +10,7 @@ from marshmallow import ValidationError, fields, validate
 from rapportnotes.models import MODALITIES
 from rapportnotes.schemas.fields import StrictInt, StrictSchema, Text, Timestamp
 
-PEER_REF = r"^[A-Za-z0-9._:-]{1,64}$"
+PEER_REF = r"^[A-Za-z0-9._:-]{1,64}\Z"  # \Z: "$" would also match before a final newline
 _peer_ref = validate.Regexp(PEER_REF, error="1-64 characters of A-Z a-z 0-9 . _ : -")
 MAX_BEHAVIOURS = 20
 FUTURE_SLACK = timedelta(minutes=5)

@@ -64,7 +64,7 @@ class StrictBool(fields.Boolean):
 
 
 RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)\Z"
 )
 
 
@@ -104,8 +104,14 @@ class StrictSchema(Schema):
         unknown = RAISE
 
 
+def _stored_email_length(value: str) -> None:
+    # Measured as stored (trimmed, lower-cased): some characters grow when lower-cased ("İ").
+    if len(value.strip().lower()) > 254:
+        raise ValidationError("Longer than maximum length 254.")
+
+
 def email_field(**kwargs: Any) -> fields.Email:
-    return fields.Email(validate=validate.Length(max=254), **kwargs)
+    return fields.Email(validate=_stored_email_length, **kwargs)
 
 
 def iso_z(value: Any) -> str | None:

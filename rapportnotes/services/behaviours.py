@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from rapportnotes.errors import ApiError
 from rapportnotes.models import Behaviour
+from rapportnotes.schemas.behaviour import SNAKE
 
 
 def listing_order() -> tuple[Any, ...]:
@@ -42,7 +44,8 @@ def catalogue(session: Session, organisation_id: uuid.UUID) -> list[Row[Any]]:
 
 
 def get_behaviour(session: Session, organisation_id: uuid.UUID, code: str) -> Behaviour:
-    b = session.get(Behaviour, (organisation_id, code))
+    # A path segment that cannot be a code (NUL, too long, ...) is unknown, not a database error.
+    b = session.get(Behaviour, (organisation_id, code)) if re.match(SNAKE, code) else None
     if b is None:
         raise ApiError(404, "No such behaviour.")
     return b

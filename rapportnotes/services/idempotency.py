@@ -22,7 +22,7 @@ from rapportnotes.errors import ApiError
 from rapportnotes.models import IdempotencyRecord
 from rapportnotes.models.types import utcnow
 
-KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}\Z")
 
 
 def check_key(key: str) -> str:
@@ -37,7 +37,8 @@ def check_key(key: str) -> str:
 
 def request_hash(method: str, path: str, body: Any) -> str:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
+    # surrogatepass: a lone surrogate still hashes (validation refuses the body afterwards)
+    return hashlib.sha256(f"{method} {path}\n{canonical}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass

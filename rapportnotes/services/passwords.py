@@ -42,6 +42,9 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
         return _hasher.verify(stored_hash or _dummy(), password) and stored_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+    except UnicodeEncodeError:  # a lone surrogate: no stored password can contain one
+        _hasher.verify(_dummy(), "rapportnotes-dummy-password-for-timing")  # the same time
+        return False
 
 
 def needs_rehash(stored_hash: str) -> bool:
