@@ -84,21 +84,35 @@ def problem(
     return resp
 
 
-def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
-    """Marshmallow nests errors for nested fields and list items; clients get dotted paths."""
+MAX_ERRORS = 100
+
+
+def flatten_messages(messages: Any) -> dict[str, list[str]]:
+    """Marshmallow nests errors for nested fields and list items; clients get dotted paths.
+    At most ``MAX_ERRORS`` fields are listed (a body of 90,000 unknown keys had answered with
+    2.7 MB of errors); ``_more`` then says how many were left out."""
+    out = _flatten(messages)
+    if len(out) <= MAX_ERRORS:
+        return out
+    kept = dict(list(out.items())[:MAX_ERRORS])
+    kept["_more"] = [f"{len(out) - MAX_ERRORS} more fields have errors."]
+    return kept
+
+
+def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     if isinstance(messages, dict):
         for key, value in messages.items():
             name = str(key) if not prefix else f"{prefix}.{key}"
             if key == "_schema":
                 name = prefix or "_body"
-            for k, v in flatten_messages(value, name).items():
+            for k, v in _flatten(value, name).items():
                 out.setdefault(k, []).extend(v)
     elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
         out[prefix or "_body"] = list(messages)
     elif isinstance(messages, list):
         for item in messages:
-            for k, v in flatten_messages(item, prefix).items():
+            for k, v in _flatten(item, prefix).items():
                 out.setdefault(k, []).extend(v)
     else:
         out[prefix or "_body"] = [str(messages)]

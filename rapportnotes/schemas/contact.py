@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from marshmallow import ValidationError, fields, validate
 
 from rapportnotes.models import MODALITIES
-from rapportnotes.schemas.fields import StrictInt, StrictSchema, Text, Timestamp
+from rapportnotes.schemas.fields import ShortList, StrictInt, StrictSchema, Text, Timestamp
 
 PEER_REF = r"^[A-Za-z0-9._:-]{1,64}\Z"  # \Z: "$" would also match before a final newline
 _peer_ref = validate.Regexp(PEER_REF, error="1-64 characters of A-Z a-z 0-9 . _ : -")
@@ -39,7 +39,8 @@ class _ContactFields(StrictSchema):
     duration_minutes = StrictInt(validate=validate.Range(0, 1440))
     modality = fields.String(validate=validate.OneOf(MODALITIES))
     setting = Text(max_length=64, min_length=1, allow_none=True)
-    behaviours = fields.List(Text(max_length=64), allow_none=True, validate=_behaviour_list)
+    behaviours = ShortList(Text(max_length=64), max_items=MAX_BEHAVIOURS, allow_none=True,
+                           validate=_behaviour_list)
     notes = Text(max_length=10_000, multiline=True, allow_none=True)
     peer_rating = StrictInt(allow_none=True, validate=validate.Range(0, 10))
     external_id = Text(max_length=128, min_length=1, allow_none=True)

@@ -193,3 +193,18 @@ def test_a_number_with_too_many_digits_says_so_in_our_words(client, cast):
 def test_unknown_query_parameters_are_a_422_everywhere(client, cast, path):
     url = API + path.format(admin=cast.admin.id, team=cast.team)
     assert_problem(client.get(url, headers=cast.admin.headers), 422, "x")
+
+
+def test_a_long_list_is_refused_before_its_items_are_read(client, cast, world):
+    body = dict(CONTACT, peer_ref="P-1", behaviours=[1] * 100_000)
+    r = client.post(f"{API}/contacts", json=body, headers=cast.coach.headers)
+    problem = assert_problem(r, 422, "behaviours")
+    assert len(r.get_data()) < 2_000, problem  # one message, not one per item
+    assert _count(world, Contact) == 0
+
+
+def test_the_error_list_is_capped(client, cast):
+    body = dict(CONTACT, peer_ref="P-1", **{f"unknown_{i}": 1 for i in range(5_000)})
+    r = client.post(f"{API}/contacts", json=body, headers=cast.coach.headers)
+    errors = assert_problem(r, 422, "_more")["errors"]
+    assert len(errors) == 101 and errors["_more"] == ["4900 more fields have errors."]
