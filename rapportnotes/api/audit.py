@@ -10,14 +10,13 @@ from flask import Blueprint
 from rapportnotes.api.common import (
     bad_query,
     date_arg,
-    decode_cursor,
     encode_cursor,
+    instant_id_cursor,
     int_arg,
     page_response,
     query_args,
     timestamp_arg,
 )
-from rapportnotes.errors import ApiError
 from rapportnotes.extensions import db
 from rapportnotes.schemas.fields import iso_z
 from rapportnotes.security import me, roles_required
@@ -54,16 +53,6 @@ def _id_filter(args, name: str) -> str | None:
         return raw  # actor ids of clients and the system are not all UUIDs
 
 
-def _after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    values = decode_cursor(cursor, 2)
-    if values is None:
-        return None
-    try:  # our cursors hold an RFC 3339 UTC timestamp; anything else was not made by us
-        return timestamp_arg({"at": values[0]}, "at"), uuid.UUID(values[1])
-    except (ApiError, ValueError):
-        raise bad_query("cursor", "Invalid cursor.")
-
-
 def _event_json(e) -> dict:
     return {
         "id": str(e.id),
@@ -96,7 +85,7 @@ def list_():
         target_id=_id_filter(args, "target_id"),
         since=since,
         until=until,
-        after=_after(args.get("cursor")),
+        after=instant_id_cursor(args.get("cursor")),
         limit=limit + 1,
     )
     rows = list(db.session.scalars(q))

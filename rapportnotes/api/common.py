@@ -143,6 +143,19 @@ def decode_cursor(token: str | None, arity: int) -> list[Any] | None:
     return values
 
 
+def instant_id_cursor(token: str | None) -> tuple[datetime, uuid.UUID] | None:
+    """A cursor keyed on (timestamp, id), as the contact and audit listings make them: the
+    timestamp is RFC 3339 (ours are UTC), parsed as every timestamp argument is; anything else was
+    not made by us and is a 422."""
+    values = decode_cursor(token, 2)
+    if values is None:
+        return None
+    try:
+        return timestamp_arg({"at": values[0]}, "at"), uuid.UUID(values[1])
+    except (ApiError, ValueError):
+        raise bad_query("cursor", "Invalid cursor.")
+
+
 def page_response(items: list[Any], next_cursor: str | None, endpoint: str,
                   **path_args: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
     headers: dict[str, str] = {}

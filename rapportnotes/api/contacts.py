@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -18,8 +17,8 @@ from rapportnotes.api.common import (
     bad_query,
     bool_arg,
     date_arg,
-    decode_cursor,
     encode_cursor,
+    instant_id_cursor,
     int_arg,
     load_body,
     page_response,
@@ -154,13 +153,7 @@ def list_():
         raise bad_query("behaviour", "Unknown behaviour code.")
     if f.first and f.last and f.first > f.last:
         raise bad_query("from", "Must not be after 'to'.")
-    after = None
-    cur = decode_cursor(args.get("cursor"), 2)
-    if cur:
-        try:  # our cursors hold an RFC 3339 UTC timestamp; anything else was not made by us
-            after = (timestamp_arg({"at": cur[0]}, "at"), uuid.UUID(cur[1]))
-        except (ApiError, ValueError, TypeError):
-            raise bad_query("cursor", "Invalid cursor.")
+    after = instant_id_cursor(args.get("cursor"))
     settle = timedelta(seconds=current_app.config["SYNC_SETTLE_SECONDS"])
     items, key = svc.list_contacts(db.session, user, f, limit, after, settle)
     record_event(db.session, actor_for(user), "contact.list", target_type="contact")
