@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from flask import Blueprint, url_for
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -106,7 +106,7 @@ def list_():
             after_id = uuid.UUID(after[1])
         except ValueError:
             raise bad_query("cursor", "Invalid cursor.")
-        q = q.where((Team.name > after[0]) | ((Team.name == after[0]) & (Team.id > after_id)))
+        q = q.where(tuple_(Team.name, Team.id) > (after[0], after_id))
     rows = list(db.session.scalars(q.order_by(Team.name, Team.id).limit(limit + 1)))
     last = rows[limit - 1] if len(rows) > limit else None
     nxt = encode_cursor([last.name, str(last.id)]) if last else None

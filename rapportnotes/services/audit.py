@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, select, tuple_
 from sqlalchemy.orm import Session
 
 from rapportnotes.models import AuditEvent
@@ -100,6 +100,5 @@ def list_events_query(
     if until is not None:
         q = q.where(AuditEvent.at < until)
     if after is not None:
-        at, eid = after
-        q = q.where(or_(AuditEvent.at < at, and_(AuditEvent.at == at, AuditEvent.id < eid)))
+        q = q.where(tuple_(AuditEvent.at, AuditEvent.id) < after)  # the index range starts here
     return q.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)

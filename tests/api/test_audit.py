@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from rapportnotes.models import AuditEvent, User
 from tests.support.problems import assert_problem
+from tests.support.statements import assert_deep_page_starts_at_its_cursor
 
 URL = "/api/v1/audit"
 NEW_PASSWORD = "an-entirely-new-secret-77"
@@ -220,3 +221,13 @@ def test_filters(client, world):
 ])
 def test_bad_parameters_are_422(client, admin, query, field):
     assert_problem(client.get(f"{URL}?{query}", headers=admin.headers), 422, field)
+
+
+@pytest.mark.postgres
+def test_a_deep_audit_page_reads_from_its_cursor_not_from_the_start(app, client, cast, world):
+    """The audit trail grows with every read: page k must not re-read pages 1..k-1 (the keyset is
+    a row comparison the index ranges over, as for contacts)."""
+    base = datetime(2024, 1, 1, tzinfo=UTC)
+    _insert(world, cast.org, [{"at": base + timedelta(seconds=i)} for i in range(3000)])
+    assert_deep_page_starts_at_its_cursor(app, client, f"{URL}?limit=200", cast.admin.headers,
+                                          "audit_events")

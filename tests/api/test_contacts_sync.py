@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from rapportnotes.models import Contact, IdempotencyRecord
 from tests.support import paging
 from tests.support.problems import assert_problem
+from tests.support.statements import assert_deep_page_starts_at_its_cursor
 
 URL = "/api/v1/contacts"
 BASE = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -290,44 +291,7 @@ def test_a_deep_page_reads_from_its_cursor_not_from_the_start(app, client, cast,
     ranges over directly: the scan starts at the cursor. Written as ``t > a OR (t = a AND id > b)``
     it could not, and page k of a listing or of a sync read and threw away every row of pages
     1..k-1 again."""
-    import json
-
-    from sqlalchemy import event, text
-
-    from rapportnotes.extensions import db
-
     monkeypatch.setitem(app.config, "SYNC_SETTLE_SECONDS", 0)
     _history(world, cast.org, cast.coach.id, 3000)
-    with app.app_context():
-        db.session.execute(text("ANALYZE contacts"))
-        db.session.commit()
-    url = f"{URL}?limit=200{query}"
-    for _ in range(5):  # 1,000 rows in
-        body = client.get(url, headers=cast.coach.headers).get_json()
-        url = f"{URL}?limit=200{query}&cursor={body['next_cursor']}"
-    seen = []
-
-    def spy(conn, cursor, statement, params, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT") and "FROM contacts" in statement:
-            seen.append((statement, params))
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", spy)
-    try:
-        assert client.get(url, headers=cast.coach.headers).status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", spy)
-    statement, params = seen[0]
-    with app.app_context(), db.engine.connect() as conn:
-        plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, params).scalar()
-        conn.rollback()
-
-    def nodes(node):
-        yield node
-        for child in node.get("Plans", []):
-            yield from nodes(child)
-
-    shown = json.dumps(plan, indent=1)
-    assert sum(n.get("Rows Removed by Filter", 0) for n in nodes(plan[0]["Plan"])) <= 1, shown
-    assert not any("Sort" in n["Node Type"] for n in nodes(plan[0]["Plan"])), shown  # read in index order
+    assert_deep_page_starts_at_its_cursor(app, client, f"{URL}?limit=200{query}", cast.coach.headers,
+                                          "contacts")

@@ -59,3 +59,47 @@ def assert_pool_back_in_transactions(app):
     finally:
         for c in held:
             c.close()
+
+
+def assert_deep_page_starts_at_its_cursor(app, client, url: str, headers: dict, table: str) -> None:
+    """PostgreSQL: after ANALYZE of ``table``, walk five pages of ``url`` (which sets ``limit``),
+    then EXPLAIN ANALYZE the listing statement of the sixth: its scan must start at the cursor
+    (at most the cursor's own row discarded) and read in index order (no sort)."""
+    import json
+
+    from sqlalchemy import event, text
+
+    from rapportnotes.extensions import db
+
+    with app.app_context():
+        db.session.execute(text(f"ANALYZE {table}"))
+        db.session.commit()
+        engine = db.engine
+    page = url
+    for _ in range(5):
+        body = client.get(page, headers=headers).get_json()
+        page = f"{url}&cursor={body['next_cursor']}"
+    seen = []
+
+    def spy(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and f"FROM {table}" in statement:
+            seen.append((statement, params))
+
+    event.listen(engine, "before_cursor_execute", spy)
+    try:
+        assert client.get(page, headers=headers).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", spy)
+    statement, params = seen[0]
+    with app.app_context(), db.engine.connect() as conn:
+        plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, params).scalar()
+        conn.rollback()
+
+    def nodes(node):
+        yield node
+        for child in node.get("Plans", []):
+            yield from nodes(child)
+
+    shown = json.dumps(plan, indent=1)
+    assert sum(n.get("Rows Removed by Filter", 0) for n in nodes(plan[0]["Plan"])) <= 1, shown
+    assert not any("Sort" in n["Node Type"] for n in nodes(plan[0]["Plan"])), shown
