@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from rapportnotes.models import Organisation, RevokedToken, TeamMember, User
 from rapportnotes.services import tokens
 
 REQUIRED_CLAIMS = ("exp", "iat", "jti", "type", "sub", "iss", "aud", "org", "gen")
+_JTI = re.compile(r"^[\x21-\x7e]{1,64}\Z")
+_YEAR_10000 = 253402300800  # seconds since the epoch
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -181,7 +184,14 @@ def init_app(app: Flask) -> None:
         claims = _raw_claims()
         if claims is None or any(c not in claims for c in REQUIRED_CLAIMS):
             return False
-        return isinstance(claims["sub"], str) and isinstance(claims.get("gen"), int)
+        # The shapes we issue, exactly: the signature only proves who signed, so a token signed
+        # with our key but shaped otherwise (a ``type`` we never issue, ``gen: false``, an ``exp``
+        # as text or past year 9999, a ``jti`` holding NUL) must not reach the database or a date.
+        return (claims["type"] in ("access", "refresh")
+                and isinstance(claims["sub"], str) and isinstance(claims["org"], str)
+                and isinstance(claims["jti"], str) and _JTI.match(claims["jti"]) is not None
+                and type(claims["gen"]) is int
+                and type(claims["exp"]) is int and 0 < claims["exp"] < _YEAR_10000)
 
     @jwt.token_in_blocklist_loader
     def _blocked(header: dict, payload: dict) -> bool:

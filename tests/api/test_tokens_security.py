@@ -71,6 +71,15 @@ def test_tokens_missing_a_required_claim_are_refused(client, world, missing):
         {"gen": "0"},
         {"type": "refresh"},
         {"nbf": int(time.time()) + 3600},
+        # signed with our key but shaped as we never issue them
+        {"type": "id"},
+        {"gen": False},
+        {"exp": str(int(time.time()) + 600)},
+        {"exp": time.time() + 600.5},
+        {"exp": 10**20},
+        {"jti": "a\u0000b"},
+        {"jti": "x" * 65},
+        {"org": 12345},
     ],
 )
 def test_tokens_with_a_wrong_claim_are_refused(client, world, over):
