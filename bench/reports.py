@@ -184,7 +184,12 @@ def http_get(url: str, token: str):
 def http_ms(url: str, token: str, runs: int) -> float:
     """Median of GETs. The warm-up reaches every worker several times (each has its own pool,
     statement caches and prepared statements, as the raw-SQL side's one connection does)."""
-    return median_ms(http_get(url, token), runs, warmup=max(runs // 10, 10 * WORKERS))
+    return median_ms(http_get(url, token), runs, warmup=http_warmup(runs))
+
+
+def http_warmup(runs: int) -> int:
+    """Enough GETs that every worker has served several before timing starts."""
+    return max(runs // 10, 10 * WORKERS)
 
 
 @contextlib.contextmanager
@@ -232,8 +237,8 @@ def alternating_medians(sites: list[dict], runs: int, rounds: int = 10) -> list[
     """The coach report's HTTP median at each site, taken in ``rounds`` alternating slices, so a
     change in the machine's speed while they run weighs on every site alike."""
     gets = [http_get(s["coach_url"], s["token"]) for s in sites]
-    for get in gets:  # warm-up, as http_ms
-        for _ in range(max(runs // 10, 10 * WORKERS)):
+    for get in gets:
+        for _ in range(http_warmup(runs)):
             get()
     samples: list[list[float]] = [[] for _ in sites]
     for r in range(rounds):
