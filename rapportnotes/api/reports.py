@@ -131,9 +131,10 @@ def team(team_id: str):
     t = get_visible_team(team_id)
     period = _period(args, user.organisation.timezone)
     as_csv = _wants_csv(args)
-    report = reports.team_report(db.session, t, period)
+    report, codes = reports.team_report_and_codes(db.session, t, period)
     record_event(db.session, actor_for(user), "report.team", target_type="team", target_id=t.id)
     db.session.commit()
     if as_csv:
-        return _csv(report_csv.team_csv(report), f"team-report-{t.id}-{period.first}-{period.last}.csv")
+        name = f"team-report-{t.id}-{period.first}-{period.last}.csv"
+        return _csv(report_csv.team_csv(report, codes), name)
     return report

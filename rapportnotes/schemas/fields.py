@@ -10,14 +10,16 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 
 def text_problem(value: str, *, allow_newlines: bool = False) -> str | None:
-    """Why ``value`` is not acceptable text, or None: no NUL, control chars or lone surrogates."""
-    for ch in value:
+    """Why ``value`` is not acceptable text, or None: no NUL, control chars or lone surrogates.
+
+    ``allow_newlines`` admits tab and newline (SPEC §8). A newline may arrive as CRLF, which
+    browsers and Windows clients send for a line break, so a CR is admitted only right before
+    a LF; a lone CR is a control character like any other."""
+    for i, ch in enumerate(value):
         code = ord(ch)
         if 0xD800 <= code <= 0xDFFF:
             return "Contains an invalid (surrogate) character."
-        if ch in "\t\n" and allow_newlines:
-            continue
-        if ch == "\r" and allow_newlines:
+        if allow_newlines and (ch in "\t\n" or (ch == "\r" and value[i + 1:i + 2] == "\n")):
             continue
         if unicodedata.category(ch) == "Cc":
             return "Contains a control character."

@@ -49,9 +49,9 @@ def coach_csv(report: dict[str, Any]) -> str:
     return _render(["start", "contacts", "minutes", *codes], rows)
 
 
-def team_csv(report: dict[str, Any]) -> str:
-    """One row per coach, then a ``team total`` row (empty coach_id); a column per code."""
-    codes = list(report["coaches"][0]["behaviours"]) if report["coaches"] else []
+def team_csv(report: dict[str, Any], codes: list[str]) -> str:
+    """One row per coach, then a ``team total`` row (empty coach_id); a column per code in
+    ``codes`` (the report's, even when the team has no coach to take them from)."""
     rows = []
     for row in report["coaches"]:
         t = row["totals"]

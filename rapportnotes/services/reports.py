@@ -478,6 +478,12 @@ def team_coaches(session: Session, team: Team) -> list[Row[Any]]:
 
 
 def team_report(session: Session, team: Team, period: Period) -> dict[str, Any]:
+    return team_report_and_codes(session, team, period)[0]
+
+
+def team_report_and_codes(session: Session, team: Team, period: Period) -> tuple[dict[str, Any], list[str]]:
+    """The team report and the behaviour codes it reports, in taxonomy order: the CSV's columns,
+    which a team without coach members must have too."""
     org_id = team.organisation_id
     coaches = team_coaches(session, team)
     ids = [c.id for c in coaches]
@@ -501,7 +507,7 @@ def team_report(session: Session, team: Team, period: Period) -> dict[str, Any]:
             all_counts[code] = all_counts.get(code, 0) + n
     codes = [b.code for b in _reported(taxonomy, all_counts)]
 
-    return {
+    report = {
         "team": {"id": str(team.id), "name": team.name},
         "from": period.first.isoformat(),
         "to": period.last.isoformat(),
@@ -515,3 +521,4 @@ def team_report(session: Session, team: Team, period: Period) -> dict[str, Any]:
         ],
         "totals": _totals(team_figures, all_counts, polarity),
     }
+    return report, codes

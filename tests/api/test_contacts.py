@@ -135,6 +135,8 @@ BAD = [
     ({"notes": "x" * 10_001}, "notes"),
     ({"notes": "null byte \u0000 here"}, "notes"),
     ({"notes": "escape \u001b[31m"}, "notes"),
+    ({"notes": "a lone\rcarriage return"}, "notes"),
+    ({"notes": "ends in a carriage return\r"}, "notes"),
     ({"notes": "lone \ud800 surrogate"}, "notes"),
     ({"peer_rating": 11}, "peer_rating"),
     ({"peer_rating": -1}, "peer_rating"),
@@ -153,6 +155,13 @@ def test_bad_input_is_422_naming_the_field_and_stores_nothing(client, cast, worl
     r = post(client, cast.coach, **over)
     assert_problem(r, 422, field)
     assert world.count(Contact) == 0 and world.count(ContactBehaviour) == 0
+
+
+def test_notes_keep_tabs_and_newlines_lf_or_crlf(client, cast):
+    notes = "Line one\n\tindented\r\nline three"
+    r = post(client, cast.coach, notes=notes)
+    assert r.status_code == 201, r.get_json()
+    assert client.get(r.headers["Location"], headers=cast.coach.headers).get_json()["notes"] == notes
 
 
 def test_missing_required_fields_are_named(client, cast, world):

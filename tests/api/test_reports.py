@@ -345,6 +345,20 @@ def test_csv_is_spreadsheet_safe(client, world):
     assert rows[2][1] == "1" and rows[2][rows[0].index("judging")] == "1"
 
 
+def test_team_csv_has_a_column_per_behaviour_even_without_coaches(client, world):
+    org = world.org()
+    admin = world.user(org, "admin")
+    supervisor = world.user(org, "supervisor")
+    team = world.team(org, "Supervisors only", supervisors=[supervisor])
+    r = client.get(f"/api/v1/teams/{team}/report?from=2025-03-01&to=2025-03-31&format=csv",
+                   headers=admin.headers)
+    assert r.status_code == 200
+    rows = list(csv.reader(io.StringIO(r.get_data(as_text=True))))
+    codes = [b["code"] for b in client.get("/api/v1/behaviours", headers=admin.headers).get_json()["items"]]
+    assert len(codes) == 16 and rows[0][-16:] == codes
+    assert rows[1:] == [["", "team total", "0", "0", "0", "0", "0", "0", "0", "", *["0"] * 16]]
+
+
 def test_report_pulls_are_audited(client, cast, world, report_path):
     client.get(coach_url(cast.coach.id), headers=cast.supervisor.headers)
     client.get(f"/api/v1/teams/{cast.team}/report", headers=cast.supervisor.headers)
