@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_STORAGE_URI": "memory://",
     "LOGIN_LIMIT_PER_EMAIL": "5 per minute;20 per hour",
     "LOGIN_LIMIT_PER_ADDRESS": "30 per minute",
+    "PASSWORD_CHANGE_LIMIT_PER_USER": "5 per minute;20 per hour",
     "LOG_LEVEL": "INFO",
     "IDEMPOTENCY_TTL_HOURS": 24,
     # Sync (``updated_since``) only serves changes at least this old, so a transaction that
@@ -54,6 +55,7 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "RATELIMIT_STORAGE_URI": ("RATELIMIT_STORAGE_URI", str),
     "LOGIN_LIMIT_PER_EMAIL": ("LOGIN_LIMIT_PER_EMAIL", str),
     "LOGIN_LIMIT_PER_ADDRESS": ("LOGIN_LIMIT_PER_ADDRESS", str),
+    "PASSWORD_CHANGE_LIMIT_PER_USER": ("PASSWORD_CHANGE_LIMIT_PER_USER", str),
     "LOG_LEVEL": ("LOG_LEVEL", str),
     "DB_STATEMENT_TIMEOUT_MS": ("DB_STATEMENT_TIMEOUT_MS", int),
     "DB_PING_IDLE_S": ("DB_PING_IDLE_S", float),

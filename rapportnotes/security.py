@@ -136,6 +136,11 @@ def _unauthorized(detail: str, error: str = "invalid_token") -> Response:
 _STALE_TOKEN = "The token is no longer valid."
 
 
+def token_refused(detail: str) -> ApiError:
+    """A token that verified but no longer holds (revoked, or its session ended): 401."""
+    return ApiError(401, detail, headers=_challenge(detail, "invalid_token"))
+
+
 def unauthorized(detail: str = "Invalid credentials.") -> ApiError:
     """Bad credentials at login: a 401 with a plain Bearer challenge."""
     return ApiError(401, detail, headers={"WWW-Authenticate": "Bearer"})
@@ -242,6 +247,14 @@ def _raw_claims() -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
+def unverified_subject() -> str | None:
+    """The ``sub`` the request's bearer token claims, before any check: only for keys that
+    must exist before the token is verified (a rate limit), never for a decision."""
+    claims = _raw_claims()
+    sub = claims.get("sub") if claims else None
+    return sub if isinstance(sub, str) and len(sub) <= 64 else None
+
+
 def authenticated(fn: F) -> F:
     """Require a valid access token (never listing OPTIONS: the library would skip the check)."""
 
@@ -300,7 +313,7 @@ def require_caller(*roles: str) -> Principal:
     if isinstance(user, TokenCaller):
         user = _load_principal(user.id, user.organisation_id, user.token_generation, user.jti)
         if user is None:
-            raise ApiError(401, _STALE_TOKEN, headers=_challenge(_STALE_TOKEN, "invalid_token"))
+            raise token_refused(_STALE_TOKEN)
         g.rn_principal = user
     if user.role not in roles:
         raise ApiError(403, "Your role may not use this endpoint.")

@@ -63,6 +63,32 @@ def test_failed_logins_per_client_address(app):
     assert _fail(client, "fresh@example.org", "10.9.9.10").status_code == 401
 
 
+def test_wrong_current_passwords_are_limited_per_account(app):
+    """A stolen access token must not let its holder guess the password it was issued for."""
+    client = app.test_client()
+    w = World(app)
+    org = w.org()
+    u, other = w.user(org, "coach"), w.user(org, "coach")
+    url = "/api/v1/me/password"
+
+    def change(user, current, headers=None):
+        return client.post(url, json={"current_password": current, "new_password": "a-brand-new-password-7"},
+                           headers=headers or user.headers)
+
+    forged = u.access_token[:-4] + ("AAAA" if not u.access_token.endswith("AAAA") else "BBBB")
+    for _ in range(3):  # neither a token that fails to verify nor a bad body counts
+        assert_problem(change(u, "wrong-password-1", {"Authorization": f"Bearer {forged}"}), 401)
+        assert_problem(client.post(url, json={"current_password": 5}, headers=u.headers), 422)
+    for _ in range(5):
+        assert_problem(change(u, "wrong-password-1"), 401)
+    r = change(u, "wrong-password-1")
+    assert_problem(r, 429)
+    assert int(r.headers["Retry-After"]) >= 1
+    assert_problem(change(u, u.password), 429)  # locked for now, even with the right password
+    assert_problem(change(other, "wrong-password-1"), 401)  # per account
+    assert client.get("/api/v1/me", headers=u.headers).status_code == 200  # nothing else is limited
+
+
 def run_isolated(database_url: str, body: str, **config: str) -> None:
     """Run ``body`` with ``app`` built from ``config`` in a fresh interpreter; fail on any error."""
     script = textwrap.dedent(f"""

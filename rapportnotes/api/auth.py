@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, g, request
 from flask_jwt_extended import decode_token, get_jwt, verify_jwt_in_request
@@ -14,7 +15,7 @@ from rapportnotes.extensions import db, limiter
 from rapportnotes.jsonbody import loads_strict
 from rapportnotes.models import User
 from rapportnotes.schemas.auth import LoginIn, LogoutIn
-from rapportnotes.security import me, unauthorized
+from rapportnotes.security import me, token_refused, unauthorized
 from rapportnotes.services import passwords, tokens
 from rapportnotes.services.audit import record_event
 
@@ -82,8 +83,7 @@ def refresh():
         record_event(db.session, actor_for(user), "auth.refresh_reuse", target_type="user",
                      target_id=user.id, status=401)
         db.session.commit()
-        raise ApiError(401, "The refresh token was already used; its session has been ended.",
-                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        raise token_refused("The refresh token was already used; its session has been ended.")
     record_event(db.session, actor_for(user), "auth.refresh", target_type="user",
                  target_id=user.id)
     db.session.commit()
@@ -96,6 +96,11 @@ def logout():
     user = me()
     claims = get_jwt()
     data = load_body(LogoutIn()) if request.get_data(cache=True) else {}
+    if not tokens.revoke_access_token(db.session, user, claims["jti"],
+                                      datetime.fromtimestamp(claims["exp"], UTC)):
+        # A concurrent logout with the same token revoked it first: as if this one came after.
+        db.session.rollback()
+        raise token_refused("The token has been revoked.")
     refresh = data.get("refresh_token")
     if refresh:
         try:
@@ -106,10 +111,6 @@ def logout():
                 or not tokens.revoke_refresh_token(db.session, user, decoded["jti"])):
             raise ApiError(422, "The refresh token is not valid.",
                            errors={"refresh_token": ["Not a valid refresh token of yours."]})
-    from datetime import UTC, datetime
-
-    tokens.revoke_access_token(db.session, user, claims["jti"],
-                               datetime.fromtimestamp(claims["exp"], UTC))
     record_event(db.session, actor_for(user), "auth.logout", target_type="user",
                  target_id=user.id)
     db.session.commit()

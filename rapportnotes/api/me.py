@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app
+from flask import Blueprint, current_app, g, request
 
 from rapportnotes.api.common import actor_for, load_body, query_args
 from rapportnotes.errors import ApiError
-from rapportnotes.extensions import db
+from rapportnotes.extensions import db, limiter
 from rapportnotes.schemas.auth import PasswordChangeIn
 from rapportnotes.schemas.user import MeOut
-from rapportnotes.security import account, authenticated, me
+from rapportnotes.security import account, authenticated, me, unverified_subject
 from rapportnotes.services import passwords, tokens
 from rapportnotes.services.audit import record_event
 
@@ -24,13 +24,33 @@ def get_me():
     return _out.dump(me())
 
 
+def _password_limit() -> str:
+    return current_app.config["PASSWORD_CHANGE_LIMIT_PER_USER"]
+
+
+def _account_key() -> str:
+    """Rate-limit key: the account the token names. Read before the token is verified, but only
+    a request whose token verified and whose current password was wrong counts against it."""
+    sub = unverified_subject()
+    return f"password-change:{sub}" if sub else "password-change-no-token:" + (request.remote_addr or "")
+
+
+def _wrong_current_password(response) -> bool:
+    return bool(g.get("rn_wrong_current_password"))
+
+
 @bp.post("/password")
+@limiter.limit(_password_limit, key_func=_account_key, deduct_when=_wrong_current_password)
 @authenticated
 def change_password():
-    """200 with fresh tokens: every other token of the user stops working, this client goes on."""
+    """200 with fresh tokens: every other token of the user stops working, this client goes on.
+
+    Wrong current passwords are rate limited per account like failed logins: a stolen access
+    token must not become a way to guess the password it was issued for."""
     user = account()
     data = load_body(PasswordChangeIn())
     if not passwords.verify_password(user.password_hash, data["current_password"]):
+        g.rn_wrong_current_password = True
         record_event(db.session, actor_for(user), "user.password_change", target_type="user",
                      target_id=user.id, status=401)
         db.session.commit()

@@ -42,3 +42,6 @@ class RefreshToken(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The access token issued together with this refresh token: revoking the family ends it too.
+    access_jti: Mapped[str | None] = mapped_column(String(64))
+    access_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

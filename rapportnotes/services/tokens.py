@@ -1,8 +1,14 @@
 """Issuing, rotating and revoking tokens.
 
 Access tokens are short-lived and checked against a revocation table; refresh tokens are
-recorded when issued so each can be used exactly once. Using one a second time means it leaked:
-the whole family (every token descended from the same login) is revoked.
+recorded when issued (with the access token issued beside them) so each can be used exactly
+once. Using one a second time means it leaked: the whole family (every token descended from the
+same login, refresh and access alike) is revoked.
+
+Concurrent requests on the same tokens are the normal case for a leaked token, so every change
+here is safe against them: a family's rows are locked in one order before they change, a user's
+token generation only moves from the value the request read, and a revocation row that a
+concurrent request already wrote is simply there.
 """
 
 from __future__ import annotations
@@ -13,9 +19,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
-from sqlalchemy import select, update
+from sqlalchemy import Insert, Table, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
+from rapportnotes.errors import ApiError
 from rapportnotes.models import RefreshToken, RevokedToken, User
 from rapportnotes.models.types import utcnow
 
@@ -51,7 +60,7 @@ def issue_pair(
     claims = _claims(user)
     access = create_access_token(identity=str(user.id), additional_claims=claims)
     refresh = create_refresh_token(identity=str(user.id), additional_claims=claims)
-    decoded = decode_token(refresh)
+    decoded, decoded_access = decode_token(refresh), decode_token(access)
     session.add(
         RefreshToken(
             jti=decoded["jti"],
@@ -60,6 +69,8 @@ def issue_pair(
             family_id=family_id or uuid.uuid4().hex,
             issued_at=utcnow(),
             expires_at=datetime.fromtimestamp(decoded["exp"], UTC),
+            access_jti=decoded_access["jti"],
+            access_expires_at=datetime.fromtimestamp(decoded_access["exp"], UTC),
         )
     )
     return TokenPair(access, refresh, int(access_ttl.total_seconds()))
@@ -72,12 +83,14 @@ class RefreshReused(Exception):
 def rotate(session: Session, user: User | Principal, jti: str, access_ttl: timedelta) -> TokenPair:
     """Spend refresh token ``jti`` and issue its successor in the same family.
 
-    The row is claimed with a conditional UPDATE so two concurrent uses cannot both succeed.
+    The family is locked first, so concurrent uses of one token take turns: the first spends it,
+    every later one finds it spent (or the family revoked) and revokes the family.
     """
     row = session.get(RefreshToken, jti)
     if row is None or row.user_id != user.id:
         raise RefreshReused()
-    claimed = session.execute(
+    family_revoked = any(_lock_family(session, row.organisation_id, row.family_id))
+    claimed = 0 if family_revoked else session.execute(
         update(RefreshToken)
         .where(
             RefreshToken.jti == jti,
@@ -93,7 +106,41 @@ def rotate(session: Session, user: User | Principal, jti: str, access_ttl: timed
     return issue_pair(session, user, access_ttl, family_id=row.family_id)
 
 
+def _lock_family(session: Session, organisation_id: uuid.UUID, family_id: str) -> list[bool]:
+    """Lock a family's rows, always in ``jti`` order, and return whether each is revoked.
+
+    On PostgreSQL two requests that change the same rows in different orders deadlock (one of
+    them fails); taking the locks in one order makes the second wait instead. SQLite has no row
+    locks (a writer holds the whole database), so there it is a plain read.
+    """
+    return list(session.scalars(
+        select(RefreshToken.revoked)
+        .where(RefreshToken.organisation_id == organisation_id, RefreshToken.family_id == family_id)
+        .order_by(RefreshToken.jti)
+        .with_for_update()
+    ))
+
+
+def _insert_or_ignore(session: Session, table: Table) -> Insert:
+    """An INSERT that leaves an existing row (same primary key) alone instead of failing."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
 def revoke_family(session: Session, organisation_id: uuid.UUID, family_id: str) -> None:
+    """Revoke every refresh token of the family and every access token issued with one of them
+    that has not expired yet."""
+    _lock_family(session, organisation_id, family_id)
+    now = utcnow()
+    r = RefreshToken.__table__.c
+    session.execute(
+        _insert_or_ignore(session, RevokedToken.__table__).from_select(
+            ["jti", "organisation_id", "user_id", "expires_at", "revoked_at"],
+            select(r.access_jti, r.organisation_id, r.user_id, r.access_expires_at, literal(now))
+            .where(r.organisation_id == organisation_id, r.family_id == family_id,
+                   r.access_jti.is_not(None), r.access_expires_at > now),
+        )
+    )
     session.execute(
         update(RefreshToken)
         .where(RefreshToken.organisation_id == organisation_id, RefreshToken.family_id == family_id)
@@ -111,21 +158,43 @@ def revoke_refresh_token(session: Session, user: User | Principal, jti: str) -> 
     return True
 
 
-def revoke_access_token(session: Session, user: User | Principal, jti: str, expires_at: datetime) -> None:
-    if session.get(RevokedToken, jti) is None:
-        session.add(
-            RevokedToken(
-                jti=jti,
-                organisation_id=user.organisation_id,
-                user_id=user.id,
-                expires_at=expires_at,
-            )
-        )
+def revoke_access_token(session: Session, user: User | Principal, jti: str, expires_at: datetime) -> bool:
+    """Revoke an access token; False when it already was (a concurrent logout got there first)."""
+    inserted = session.execute(
+        _insert_or_ignore(session, RevokedToken.__table__).values(
+            jti=jti, organisation_id=user.organisation_id, user_id=user.id, expires_at=expires_at,
+            revoked_at=utcnow(),
+        ).returning(RevokedToken.__table__.c.jti)
+    ).first()
+    return inserted is not None
 
 
 def end_all_sessions(session: Session, user: User) -> None:
-    """Invalidate every token the user holds: bump the generation and revoke refresh families."""
-    user.token_generation = (user.token_generation or 0) + 1
+    """Invalidate every token the user holds: bump the generation and revoke refresh families.
+
+    The generation moves only from the value this request loaded. When a concurrent request
+    (another password change, a reset, a deactivation) moved it first, this one is refused with
+    a 409 and changes nothing: otherwise both would write the same next generation, and the
+    tokens the first one issued would outlive the second one's change. A retry then checks
+    again against what the other request stored.
+    """
+    generation = user.token_generation
+    bumped = session.execute(
+        update(User)
+        .where(User.organisation_id == user.organisation_id, User.id == user.id,
+               User.token_generation == generation)
+        .values(token_generation=generation + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if bumped != 1:
+        raise ApiError(409, "The account was changed by another request at the same time; please retry.")
+    set_committed_value(user, "token_generation", generation + 1)
+    list(session.scalars(  # lock in jti order, as _lock_family does
+        select(RefreshToken.jti)
+        .where(RefreshToken.organisation_id == user.organisation_id, RefreshToken.user_id == user.id)
+        .order_by(RefreshToken.jti)
+        .with_for_update()
+    ))
     session.execute(
         update(RefreshToken)
         .where(RefreshToken.organisation_id == user.organisation_id, RefreshToken.user_id == user.id)

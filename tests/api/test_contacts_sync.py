@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +12,7 @@ from hypothesis import strategies as st
 from rapportnotes.models import Contact, IdempotencyRecord
 from tests.support import paging
 from tests.support.problems import assert_problem
+from tests.support.race import race
 from tests.support.statements import assert_deep_page_starts_at_its_cursor
 
 URL = "/api/v1/contacts"
@@ -224,23 +224,6 @@ def test_expired_key_is_treated_as_new(client, cast, world):
     assert world.count(Contact) == 2 and world.count(IdempotencyRecord) == 1
 
 
-def _race(app, n, fn):
-    barrier = threading.Barrier(n)
-    results = [None] * n
-
-    def run(i):
-        c = app.test_client()
-        barrier.wait()
-        results[i] = fn(c)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    return results
-
-
 def test_concurrent_duplicate_posts_never_make_two_contacts(app, cast, world):
     body = {
         "peer_ref": "P",
@@ -249,7 +232,7 @@ def test_concurrent_duplicate_posts_never_make_two_contacts(app, cast, world):
         "modality": "phone",
     }
     h = {**cast.coach.headers, "Idempotency-Key": f"race-{uuid.uuid4()}"}
-    results = _race(app, 4, lambda c: c.post(URL, json=body, headers=h))
+    results = race(app, [lambda c: c.post(URL, json=body, headers=h)] * 4)
     statuses = sorted(r.status_code for r in results)
     assert all(s in (201, 409) for s in statuses), statuses
     assert world.count(Contact) == 1
@@ -260,7 +243,8 @@ def test_concurrent_duplicate_posts_never_make_two_contacts(app, cast, world):
 def test_concurrent_patches_with_the_same_etag_one_wins(app, client, cast, world):
     c = make(client, cast.coach, 1)
     h = {**cast.coach.headers, "If-Match": '"1"'}
-    results = _race(app, 4, lambda cl: cl.patch(f"{URL}/{c['id']}", json={"duration_minutes": 77}, headers=h))
+    results = race(app, [lambda cl: cl.patch(f"{URL}/{c['id']}", json={"duration_minutes": 77},
+                                             headers=h)] * 4)
     statuses = sorted(r.status_code for r in results)
     assert statuses.count(200) == 1 and statuses.count(412) == 3, statuses
     got = client.get(f"{URL}/{c['id']}", headers=cast.coach.headers).get_json()
