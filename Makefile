@@ -20,7 +20,7 @@ run: $(STAMP)
 	RAPPORTNOTES_ENV=development $(BIN)/rapportnotes db upgrade
 	RAPPORTNOTES_ENV=development $(BIN)/rapportnotes seed-demo --if-empty
 	@echo "Serving on http://127.0.0.1:5000 (API under /api/v1, docs at http://127.0.0.1:5000/docs)"
-	RAPPORTNOTES_ENV=development $(BIN)/gunicorn --bind 127.0.0.1:5000 --workers 2 \
+	RAPPORTNOTES_ENV=development $(BIN)/gunicorn --bind 127.0.0.1:5000 --workers 1 --threads 4 \
 		--access-logfile /dev/null 'wsgi:app'
 
 test: $(STAMP)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 from flask import Flask
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, NoAppException, with_appcontext
 
 from rapportnotes.extensions import db
 
@@ -33,17 +33,46 @@ def _system(command: str, organisation_id: uuid.UUID) -> Actor:
 
 
 def register(app: Flask) -> None:
-    for command in (create_org, set_timezone_cmd, create_user_cmd, seed_demo_cmd, purge_cmd):
+    for command in COMMANDS:
         app.cli.add_command(command)
 
 
 def _create_app(*_args: object) -> Flask:
+    """The app for a command; a configuration it cannot start with is a one-line error."""
+    from sqlalchemy.exc import ArgumentError
+
     from rapportnotes import create_app
+    from rapportnotes.config import ConfigError
 
-    return create_app()
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise NoAppException(str(exc)) from None
+    except ArgumentError as exc:  # includes NoSuchModuleError: an unknown scheme or driver
+        raise NoAppException(f"DATABASE_URL is not a usable database URL ({type(exc).__name__}).") from None
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app)
+class _Group(FlaskGroup):
+    """Flask's command group, with database failures told in one line, not a traceback.
+
+    The line is the driver's own first line (e.g. "connection refused", "no such table"), which
+    names no password; SQLAlchemy's full message would also print the statement.
+    """
+
+    def invoke(self, ctx: click.Context) -> object:
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            return super().invoke(ctx)
+        except DBAPIError as exc:
+            first = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0][:300]
+            raise click.ClickException(
+                f"database error: {first}\nIs DATABASE_URL right, the database reachable and migrated "
+                "(rapportnotes db upgrade)?"
+            ) from None
+
+
+@click.group(cls=_Group, create_app=_create_app)
 def main() -> None:
     """Manage rapportnotes."""
 
@@ -133,9 +162,12 @@ def create_user_cmd(org_id: str, email: str, role: str, display_name: str | None
 @click.option("--if-empty", is_flag=True, help="Do nothing unless the database has no users.")
 def seed_demo_cmd(if_empty: bool) -> None:
     """Load the demo organisation (idempotent) and print its logins."""
-    from rapportnotes.services.demo import DEMO_PASSWORD, seed_demo
+    from rapportnotes.services.demo import DEMO_PASSWORD, DemoBlocked, seed_demo
 
-    result = seed_demo(db.session, only_if_empty=if_empty)
+    try:
+        result = seed_demo(db.session, only_if_empty=if_empty)
+    except DemoBlocked as exc:
+        raise click.ClickException(f"{exc}; demo not loaded.")
     if result is not None and result.created:
         _audit(result.organisation_id, "seed-demo", "organisation.create", "organisation",
                result.organisation_id)
@@ -151,8 +183,8 @@ def seed_demo_cmd(if_empty: bool) -> None:
 
 @click.command("purge")
 @with_appcontext
-@click.option("--older-than", "days", required=True, type=click.IntRange(min=0),
-              help="Hard-delete contacts soft-deleted more than DAYS days ago.")
+@click.option("--older-than", "days", required=True, type=click.IntRange(min=0, max=36_500),
+              help="Hard-delete contacts soft-deleted more than DAYS days ago (0 to 36500).")
 def purge_cmd(days: int) -> None:
     """Retention: remove old tombstones and expired idempotency/token records (audited)."""
     from rapportnotes.services.retention import purge
@@ -160,3 +192,8 @@ def purge_cmd(days: int) -> None:
     counts = purge(db.session, days)
     db.session.commit()
     click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+
+
+COMMANDS = (create_org, set_timezone_cmd, create_user_cmd, seed_demo_cmd, purge_cmd)
+for _command in COMMANDS:  # listed and runnable even when the app cannot be built (a clear error then)
+    main.add_command(_command)

@@ -55,6 +55,8 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _finish(resp: Response) -> Response:
+        if resp.status_code == 204:  # no content, so no content type (Flask would say text/html)
+            resp.headers.pop("Content-Type", None)
         resp.headers["X-Request-ID"] = g.get("request_id", "")
         resp.headers["X-Content-Type-Options"] = "nosniff"
         if "Cache-Control" not in resp.headers or request.path.startswith("/api/"):
@@ -62,10 +64,13 @@ def init_app(app: Flask) -> None:
         elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
         from flask_jwt_extended import get_current_user
 
-        try:
-            user = get_current_user()
-        except Exception:
-            user = None
+        user_id = g.get("rn_log_user_id")
+        if user_id is None:
+            try:
+                user = get_current_user()
+            except Exception:
+                user = None
+            user_id = user.id if user is not None else None
         log.info(
             "request",
             extra={"fields": {
@@ -74,7 +79,7 @@ def init_app(app: Flask) -> None:
                 "status": resp.status_code,
                 "ms": round(elapsed, 2),
                 "request_id": g.get("request_id"),
-                "user_id": str(user.id) if user is not None else None,
+                "user_id": str(user_id) if user_id is not None else None,
             }},
         )
         return resp

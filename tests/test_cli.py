@@ -49,7 +49,8 @@ def test_create_org_with_a_time_zone(runner, world):
 
 @pytest.mark.parametrize("args", [
     ["Acme", "--timezone", "Mars/Olympus_Mons"], ["Acme", "--timezone", ""],
-    ["Acme", "--timezone", "../../etc/passwd"], ["   "], ["x" * 201], ["bad\x00name"], [],
+    ["Acme", "--timezone", "../../etc/passwd"], ["Acme", "--timezone", "localtime"],
+    ["Acme", "--timezone", "Factory"], ["   "], ["x" * 201], ["bad\x00name"], [],
 ])
 def test_create_org_rejects_bad_input_and_stores_nothing(runner, world, args):
     result = runner.invoke(args=["create-org", *args])
@@ -178,3 +179,56 @@ def test_seed_demo_if_empty_loads_into_an_empty_database(runner, world):
     before = counts(world)
     assert _seed(runner, "--if-empty") == output
     assert counts(world) == before
+
+
+def test_seed_demo_is_not_fooled_by_one_account_with_a_demo_email(runner, world):
+    """Only a complete demo counts as the demo: one account elsewhere with a demo email is not it
+    (its logins would be printed with a password that is not theirs)."""
+    org = world.org()
+    world.user(org, "coach", email="coach2@demo.rapportnotes.test", login=False)
+    before = counts(world)
+    result = runner.invoke(args=["seed-demo"])
+    assert result.exit_code == 1, result.output
+    assert "coach2@demo.rapportnotes.test" in result.output and "not loaded" in result.output
+    assert "Traceback" not in result.output and "Demo organisation" not in result.output
+    assert counts(world) == before
+    assert "not loaded" in _seed(runner, "--if-empty")  # as make run calls it: nothing to do
+    assert counts(world) == before
+
+
+# --- the console script when it cannot run ----------------------------------------------------
+
+def _console(tmp_path, args, **env):
+    """``rapportnotes ARGS`` as an operator runs it: the console script's group, built from the
+    environment (no test configuration)."""
+    from click.testing import CliRunner
+
+    from rapportnotes.cli import main
+
+    base = {"RAPPORTNOTES_ENV": "development", "RAPPORTNOTES_INSTANCE": str(tmp_path / "instance"),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'rn.db'}", "JWT_SECRET_KEY": None}
+    return CliRunner().invoke(main, args, env={**base, **env}, catch_exceptions=False)
+
+
+@pytest.mark.parametrize("env", [
+    {"RAPPORTNOTES_ENV": "production"},  # no signing key
+    {"RAPPORTNOTES_ENV": "production", "JWT_SECRET_KEY": "too-short"},
+    {"DATABASE_URL": "foo://bar"},
+])
+def test_a_configuration_the_app_cannot_start_with_is_one_clear_line(tmp_path, env):
+    result = _console(tmp_path, ["create-org", "Acme"], **env)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert re.search(r"Error: (JWT_SECRET_KEY|DATABASE_URL) ", result.output), result.output
+    listing = _console(tmp_path, ["--help"], **env)  # the commands are still listed
+    assert "Traceback" not in listing.output
+    assert all(name in listing.output for name in ("create-org", "create-user", "seed-demo", "purge"))
+
+
+@pytest.mark.parametrize("args", [["create-org", "Acme"], ["purge", "--older-than", "3"], ["seed-demo"]])
+@pytest.mark.parametrize("url", ["sqlite:///{tmp}/never-migrated.db",
+                                 "postgresql+psycopg://root:s3cret-pw@127.0.0.1:1/x"])
+def test_a_database_that_is_down_or_not_migrated_is_one_clear_line(tmp_path, args, url):
+    result = _console(tmp_path, args, DATABASE_URL=url.format(tmp=tmp_path))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.startswith("Error: database error: ") and "rapportnotes db upgrade" in result.output
+    assert "s3cret-pw" not in result.output and "SELECT" not in result.output

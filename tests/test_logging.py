@@ -37,6 +37,10 @@ def test_one_json_line_per_request_and_no_secrets(client, world):
     requests = [json.loads(line) for line in lines if '"rapportnotes.request"' in line]
     assert len(requests) == 3
     assert requests[0]["route"] == "/api/v1/auth/login" and requests[0]["status"] == 200
+    assert requests[0]["user_id"] == u.id  # who signed in, though no token came with the request
+    assert requests[2]["status"] == 401 and requests[2]["user_id"] is None
+    unknown = [json.loads(line) for line in lines if "login failed for unknown email" in line]
+    assert [e["request_id"] for e in unknown] == [requests[2]["request_id"]]  # ties it to its request
     assert requests[1]["user_id"] == u.id and requests[1]["request_id"]
     text = "\n".join(lines)
     for secret in ("marker-password-XYZZY", tok["access_token"], tok["refresh_token"], "SECRET-QUERY-REF"):

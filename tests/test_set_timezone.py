@@ -131,6 +131,7 @@ def test_contacts_written_while_it_runs_get_the_second_pass(app, world, client, 
     ["not-a-uuid", "Europe/London"],
     [str(uuid.uuid4()), "Europe/London"],
     ["{org}", "Mars/Olympus_Mons"],
+    ["{org}", "localtime"],
     ["{org}", ""],
 ])
 def test_set_timezone_rejects_bad_input_and_changes_nothing(runner, world, client, args):

@@ -56,7 +56,7 @@ def login():
     user = db.session.scalar(select(User).where(User.email == email))  # stored lower-case
     ok = passwords.verify_password(user.password_hash if user else None, data["password"])
     if user is None:
-        log.info("login failed for unknown email", extra={"request_id": g.get("request_id")})
+        log.info("login failed for unknown email", extra={"fields": {"request_id": g.get("request_id")}})
         raise unauthorized()
     actor = actor_for(user)
     if not ok or not user.is_active:
@@ -67,6 +67,7 @@ def login():
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(data["password"])
     pair = tokens.issue_pair(db.session, user, current_app.config["JWT_ACCESS_TOKEN_EXPIRES"])
+    g.rn_log_user_id = user.id  # no token came with this request: the log line names who signed in
     record_event(db.session, actor, "auth.login", target_type="user", target_id=user.id)
     db.session.commit()
     return pair.as_json()
@@ -112,6 +113,6 @@ def logout():
             raise ApiError(422, "The refresh token is not valid.",
                            errors={"refresh_token": ["Not a valid refresh token of yours."]})
     record_event(db.session, actor_for(user), "auth.logout", target_type="user",
-                 target_id=user.id)
+                 target_id=user.id, status=204)
     db.session.commit()
     return "", 204

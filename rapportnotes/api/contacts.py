@@ -232,6 +232,6 @@ def delete(contact_id: str):
     with _lost_race_is_412():
         svc.soft_delete(db.session, c)
         record_event(db.session, actor_for(user), "contact.delete", target_type="contact",
-                     target_id=c.id)
+                     target_id=c.id, status=204)
         db.session.commit()
     return "", 204

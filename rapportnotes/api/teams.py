@@ -175,6 +175,6 @@ def delete_member(team_id: str, user_id: str):
         raise not_found("team member")
     team.members.remove(member)
     record_event(db.session, actor_for(admin), "team.member_delete", target_type="team_member",
-                 target_id=f"{team.id}/{uid}")
+                 target_id=f"{team.id}/{uid}", status=204)
     db.session.commit()
     return "", 204

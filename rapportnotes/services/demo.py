@@ -41,6 +41,14 @@ class DemoResult:
     created: bool
 
 
+class DemoBlocked(Exception):
+    """Accounts outside a complete demo already use some of the demo's emails."""
+
+    def __init__(self, emails: list[str]) -> None:
+        super().__init__(f"demo emails already in use: {', '.join(emails)}")
+        self.emails = emails
+
+
 def seed_demo(session: Session, *, only_if_empty: bool = False,
               contacts_per_coach: int = 110, seed: int = 7) -> DemoResult | None:
     """Create the demo organisation if it is not there yet; return its logins either way.
@@ -48,13 +56,16 @@ def seed_demo(session: Session, *, only_if_empty: bool = False,
     With ``only_if_empty``, a database that has users but no demo is left alone (``None``).
     """
     logins = [(email, role) for email, _name, role in DEMO_USERS]
-    existing = session.scalar(
-        select(User).where(User.email.in_([email for email, _n, _r in DEMO_USERS]))
-    )
-    if existing is not None:
-        return DemoResult(existing.organisation_id, logins, created=False)
+    taken = session.execute(
+        select(User.email, User.organisation_id).where(User.email.in_([email for email, *_ in DEMO_USERS]))
+    ).all()
+    homes = {org for _email, org in taken}
+    if len(taken) == len(DEMO_USERS) and len(homes) == 1:  # the demo is there already
+        return DemoResult(homes.pop(), logins, created=False)
     if only_if_empty and session.scalar(select(func.count()).select_from(User)):
         return None
+    if taken:  # some demo emails belong to other accounts: the demo cannot be created whole
+        raise DemoBlocked(sorted(email for email, _org in taken))
 
     org = create_organisation(session, "Riverside Peer Recovery (demo)", DEMO_TZ)
     users = {}

@@ -12,9 +12,14 @@ def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+# Names the host's zone directory adds that are not IANA zones: ``localtime`` follows whatever
+# the server's own clock is set to, so an organisation's dates would move with the host.
+_NOT_IANA = frozenset({"localtime", "posixrules", "Factory"})
+
+
 @lru_cache(maxsize=1)
 def _known() -> frozenset[str]:
-    return frozenset(available_timezones())
+    return frozenset(available_timezones()) - _NOT_IANA
 
 
 def is_valid_zone(name: str) -> bool:

@@ -6,9 +6,10 @@ once. Using one a second time means it leaked: the whole family (every token des
 same login, refresh and access alike) is revoked.
 
 Concurrent requests on the same tokens are the normal case for a leaked token, so every change
-here is safe against them: a family's rows are locked in one order before they change, a user's
-token generation only moves from the value the request read, and a revocation row that a
-concurrent request already wrote is simply there.
+here is safe against them: a change to a user's refresh tokens first locks the user's row (so
+they take turns, always user row first, then tokens), a user's token generation only moves from
+the value the request read, and a revocation row that a concurrent request already wrote is
+simply there.
 """
 
 from __future__ import annotations
@@ -83,14 +84,14 @@ class RefreshReused(Exception):
 def rotate(session: Session, user: User | Principal, jti: str, access_ttl: timedelta) -> TokenPair:
     """Spend refresh token ``jti`` and issue its successor in the same family.
 
-    The family is locked first, so concurrent uses of one token take turns: the first spends it,
-    every later one finds it spent (or the family revoked) and revokes the family.
+    Concurrent uses of one token take turns (``_lock_user``): the first spends it, every later
+    one finds it spent and revokes the family.
     """
     row = session.get(RefreshToken, jti)
     if row is None or row.user_id != user.id:
         raise RefreshReused()
-    family_revoked = any(_lock_family(session, row.organisation_id, row.family_id))
-    claimed = 0 if family_revoked else session.execute(
+    _lock_user(session, row.organisation_id, row.user_id)
+    claimed = session.execute(
         update(RefreshToken)
         .where(
             RefreshToken.jti == jti,
@@ -106,19 +107,20 @@ def rotate(session: Session, user: User | Principal, jti: str, access_ttl: timed
     return issue_pair(session, user, access_ttl, family_id=row.family_id)
 
 
-def _lock_family(session: Session, organisation_id: uuid.UUID, family_id: str) -> list[bool]:
-    """Lock a family's rows, always in ``jti`` order, and return whether each is revoked.
+def _lock_user(session: Session, organisation_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """Lock the user's row until this transaction ends, before changing their refresh tokens.
 
-    On PostgreSQL two requests that change the same rows in different orders deadlock (one of
-    them fails); taking the locks in one order makes the second wait instead. SQLite has no row
-    locks (a writer holds the whole database), so there it is a plain read.
+    Requests that change the same tokens then take turns instead of deadlocking: locking a
+    family's rows themselves cannot be done in one safe order, as a family grows while requests
+    wait. ``FOR NO KEY UPDATE`` leaves the row free for foreign-key checks (a contact being
+    logged by that user is not held up); SQLite has no row locks (a writer holds the whole
+    database), so there this is a plain read.
     """
-    return list(session.scalars(
-        select(RefreshToken.revoked)
-        .where(RefreshToken.organisation_id == organisation_id, RefreshToken.family_id == family_id)
-        .order_by(RefreshToken.jti)
-        .with_for_update()
-    ))
+    session.execute(
+        select(User.id)
+        .where(User.organisation_id == organisation_id, User.id == user_id)
+        .with_for_update(key_share=True)
+    )
 
 
 def _insert_or_ignore(session: Session, table: Table) -> Insert:
@@ -129,8 +131,7 @@ def _insert_or_ignore(session: Session, table: Table) -> Insert:
 
 def revoke_family(session: Session, organisation_id: uuid.UUID, family_id: str) -> None:
     """Revoke every refresh token of the family and every access token issued with one of them
-    that has not expired yet."""
-    _lock_family(session, organisation_id, family_id)
+    that has not expired yet. The caller holds the family's user locked (``_lock_user``)."""
     now = utcnow()
     r = RefreshToken.__table__.c
     session.execute(
@@ -154,6 +155,7 @@ def revoke_refresh_token(session: Session, user: User | Principal, jti: str) -> 
     row = session.get(RefreshToken, jti)
     if row is None or row.user_id != user.id:
         return False
+    _lock_user(session, row.organisation_id, row.user_id)
     revoke_family(session, row.organisation_id, row.family_id)
     return True
 
@@ -188,13 +190,7 @@ def end_all_sessions(session: Session, user: User) -> None:
     ).rowcount
     if bumped != 1:
         raise ApiError(409, "The account was changed by another request at the same time; please retry.")
-    set_committed_value(user, "token_generation", generation + 1)
-    list(session.scalars(  # lock in jti order, as _lock_family does
-        select(RefreshToken.jti)
-        .where(RefreshToken.organisation_id == user.organisation_id, RefreshToken.user_id == user.id)
-        .order_by(RefreshToken.jti)
-        .with_for_update()
-    ))
+    set_committed_value(user, "token_generation", generation + 1)  # the UPDATE locked the user row
     session.execute(
         update(RefreshToken)
         .where(RefreshToken.organisation_id == user.organisation_id, RefreshToken.user_id == user.id)

@@ -55,7 +55,7 @@ CHANGES = [
                                          headers=h, json={"role": "coach"}),
      "team.member_put", "team_member", lambda k, r: f"{k.team}/{k.lone_coach.id}", 200),
     ("remove member", lambda c, k, h: c.delete(f"/api/v1/teams/{k.team}/members/{k.coach.id}", headers=h),
-     "team.member_delete", "team_member", lambda k, r: f"{k.team}/{k.coach.id}", 200),
+     "team.member_delete", "team_member", lambda k, r: f"{k.team}/{k.coach.id}", 204),
 ]
 
 

@@ -365,7 +365,7 @@ def test_every_contact_operation_is_audited_once(client, cast, world):
         ("contact.read", 200),
         ("contact.list", 200),
         ("contact.update", 200),
-        ("contact.delete", 200),
+        ("contact.delete", 204),
     ]
 
 

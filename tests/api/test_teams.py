@@ -231,7 +231,7 @@ def test_delete_member(client, cast, world):
                                  headers=cast.admin.headers), 404)
     assert_problem(client.delete(f"{URL}/{cast.team}/members/{cast.lone_coach.id}",
                                  headers=cast.admin.headers), 404)
-    assert world.audit_actions(cast.org)[-1] == ("team.member_delete", 200)
+    assert world.audit_actions(cast.org)[-1] == ("team.member_delete", 204)
 
 
 def test_supervisor_visibility_follows_membership_immediately(client, cast):
