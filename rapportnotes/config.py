@@ -120,8 +120,8 @@ def finalise(config: dict[str, Any], instance_path: str) -> None:
 def engine_options(config: dict[str, Any]) -> dict[str, Any]:
     """Engine settings that keep a request from hanging on a sick database.
 
-    No ``pool_pre_ping``: liveness is checked by ``rapportnotes.pool`` only for connections that
-    sat idle, which saves a round trip on every busy request."""
+    No ``pool_pre_ping`` option: ``rapportnotes.pool`` gives the same guarantee for connections
+    the server ends while pooled, without its round trip on every busy request."""
     url: str = config["SQLALCHEMY_DATABASE_URI"]
     opts: dict[str, Any] = {}
     if url.startswith("postgresql"):
