@@ -69,7 +69,10 @@ def from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> dict[s
     for var, (key, conv) in ENV_VARS.items():
         raw = environ.get(var)
         if raw is not None and raw != "":
-            out[key] = conv(raw)
+            try:
+                out[key] = conv(raw)
+            except ValueError:
+                raise ConfigError(f"{var} must be a {'whole ' if conv is int else ''}number.") from None
     return out
 
 

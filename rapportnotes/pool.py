@@ -67,7 +67,8 @@ def server_has_spoken(dbapi_conn: Any) -> bool:
     if pgconn is None:
         return False
     try:
-        readable, _, _ = select.select([pgconn.socket], [], [], 0)
-    except Exception:  # no socket any more (closed), or one select cannot watch: ping it
+        poller = select.poll()  # not select.select: that cannot watch descriptors past 1023
+        poller.register(pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+        return bool(poller.poll(0))
+    except Exception:  # no socket any more (libpq dropped it when the server closed): ping it
         return True
-    return bool(readable)

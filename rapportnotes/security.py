@@ -22,7 +22,7 @@ from functools import cache, wraps
 from typing import Any, TypeVar
 
 from flask import Flask, Response, g, request
-from flask_jwt_extended import current_user, get_jwt, verify_jwt_in_request
+from flask_jwt_extended import current_user, decode_token, get_jwt, verify_jwt_in_request
 from sqlalchemy import ARRAY, CTE, BindParameter, Select, and_, any_, bindparam, exists, or_, select, true
 
 from rapportnotes.errors import ApiError, problem
@@ -247,12 +247,29 @@ def _raw_claims() -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
-def unverified_subject() -> str | None:
-    """The ``sub`` the request's bearer token claims, before any check: only for keys that
-    must exist before the token is verified (a rate limit), never for a decision."""
-    claims = _raw_claims()
-    sub = claims.get("sub") if claims else None
-    return sub if isinstance(sub, str) and len(sub) <= 64 else None
+def signed_subject() -> str | None:
+    """The ``sub`` of the request's bearer token when it is an access token whose signature and
+    claims verify (the database is not asked): for a rate-limit key, which must exist before the
+    view's own checks, and must not let a forged token learn about the account it names."""
+    if "rn_signed_subject" not in g:
+        raw = _raw_token()
+        try:
+            claims = decode_token(raw) if raw else {}
+        except Exception:  # any token that does not verify
+            claims = {}
+        sub = claims.get("sub")
+        g.rn_signed_subject = sub if claims.get("type") == "access" and isinstance(sub, str) else None
+    return g.rn_signed_subject
+
+
+def writes_take_no_query() -> None:
+    """A write (anything but GET and HEAD) takes no query parameters: any is a 422 (openapi.yaml,
+    Conventions). Called once the caller has been checked, so a refused caller hears that first;
+    GET views allow-list their own parameters with ``query_args``."""
+    if request.method not in ("GET", "HEAD") and request.args:
+        from rapportnotes.api.common import query_args  # the API layer imports this module
+
+        query_args(set())
 
 
 def authenticated(fn: F) -> F:
@@ -261,6 +278,7 @@ def authenticated(fn: F) -> F:
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         verify_jwt_in_request()
+        writes_take_no_query()
         return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -274,6 +292,7 @@ def roles_required(*roles: str) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             verify_jwt_in_request()
             require_caller(*roles)
+            writes_take_no_query()
             return fn(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
@@ -326,11 +345,15 @@ def me() -> Principal:
 
 
 def account() -> User:
-    """The authenticated user's own row, for the few views that change it."""
+    """The authenticated user's own row, for the few views that change it.
+
+    Loaded again (to change it), so checked again: a deactivation or password change that
+    committed since this request's token was checked has ended the token, and the view must not
+    act on it (its compare-and-set would otherwise start from the new generation)."""
     p = me()
     user = db.session.get(User, (p.organisation_id, p.id))
-    if user is None:  # deleted between the token check and now: the token is no longer valid
-        raise unauthorized(_STALE_TOKEN)
+    if user is None or not user.is_active or user.token_generation != p.token_generation:
+        raise token_refused(_STALE_TOKEN)
     return user
 
 

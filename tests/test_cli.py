@@ -214,11 +214,13 @@ def _console(tmp_path, args, **env):
     {"RAPPORTNOTES_ENV": "production"},  # no signing key
     {"RAPPORTNOTES_ENV": "production", "JWT_SECRET_KEY": "too-short"},
     {"DATABASE_URL": "foo://bar"},
+    {"DB_STATEMENT_TIMEOUT_MS": "abc"},
 ])
 def test_a_configuration_the_app_cannot_start_with_is_one_clear_line(tmp_path, env):
     result = _console(tmp_path, ["create-org", "Acme"], **env)
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert re.search(r"Error: (JWT_SECRET_KEY|DATABASE_URL) ", result.output), result.output
+    assert re.search(r"Error: (JWT_SECRET_KEY|DATABASE_URL|DB_STATEMENT_TIMEOUT_MS) ", result.output), \
+        result.output
     listing = _console(tmp_path, ["--help"], **env)  # the commands are still listed
     assert "Traceback" not in listing.output
     assert all(name in listing.output for name in ("create-org", "create-user", "seed-demo", "purge"))

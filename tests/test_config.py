@@ -70,3 +70,10 @@ def test_token_lifetimes_reach_the_tokens(tmp_path):
     )
     assert app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds() == 60
     assert app.config["JWT_REFRESH_TOKEN_EXPIRES"].total_seconds() == 120
+
+
+@pytest.mark.parametrize(("var", "value"), [("DB_STATEMENT_TIMEOUT_MS", "abc"), ("ACCESS_TOKEN_TTL", "1.5"),
+                                            ("DB_PING_IDLE_S", "soon")])
+def test_a_setting_that_is_not_a_number_is_a_config_error(var, value):
+    with pytest.raises(ConfigError, match=var):
+        from_env({var: value})

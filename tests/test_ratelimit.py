@@ -85,6 +85,8 @@ def test_wrong_current_passwords_are_limited_per_account(app):
     assert_problem(r, 429)
     assert int(r.headers["Retry-After"]) >= 1
     assert_problem(change(u, u.password), 429)  # locked for now, even with the right password
+    r = change(u, "wrong-password-1", {"Authorization": f"Bearer {forged}"})
+    assert_problem(r, 401)  # a forged token naming the account learns nothing of the lock
     assert_problem(change(other, "wrong-password-1"), 401)  # per account
     assert client.get("/api/v1/me", headers=u.headers).status_code == 200  # nothing else is limited
 

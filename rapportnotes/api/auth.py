@@ -15,7 +15,7 @@ from rapportnotes.extensions import db, limiter
 from rapportnotes.jsonbody import loads_strict
 from rapportnotes.models import User
 from rapportnotes.schemas.auth import LoginIn, LogoutIn
-from rapportnotes.security import me, token_refused, unauthorized
+from rapportnotes.security import me, token_refused, unauthorized, writes_take_no_query
 from rapportnotes.services import passwords, tokens
 from rapportnotes.services.audit import record_event
 
@@ -51,6 +51,7 @@ def _address_limit() -> str:
 @limiter.limit(_email_limit, key_func=_login_email, deduct_when=_failed)
 @limiter.limit(_address_limit, deduct_when=_failed)
 def login():
+    writes_take_no_query()
     data = load_body(LoginIn())
     email = data["email"].strip().lower()
     user = db.session.scalar(select(User).where(User.email == email))  # stored lower-case
@@ -76,6 +77,7 @@ def login():
 @bp.post("/refresh")
 def refresh():
     verify_jwt_in_request(refresh=True)
+    writes_take_no_query()
     user = me()
     jti = get_jwt()["jti"]
     try:
@@ -94,6 +96,7 @@ def refresh():
 @bp.post("/logout")
 def logout():
     verify_jwt_in_request()
+    writes_take_no_query()
     user = me()
     claims = get_jwt()
     data = load_body(LogoutIn()) if request.get_data(cache=True) else {}

@@ -31,7 +31,15 @@ def create():
     record_event(db.session, actor_for(admin), "behaviour.create", target_type="behaviour",
                  target_id=b.code, status=201)
     db.session.commit()
-    return _out.dump(b), 201, {"Location": url_for("api.behaviours.update", code=b.code)}
+    return _out.dump(b), 201, {"Location": url_for("api.behaviours.get", code=b.code)}
+
+
+@bp.get("/<code>")
+@authenticated
+def get(code: str):
+    """One behaviour of the caller's organisation (retired ones too): where POST's Location points."""
+    query_args(set())
+    return _out.dump(svc.get_behaviour(db.session, me().organisation_id, code))
 
 
 @bp.patch("/<code>")

@@ -40,6 +40,7 @@ from rapportnotes.security import (
     require_caller,
     roles_required,
     token_caller,
+    writes_take_no_query,
 )
 from rapportnotes.services import contacts as svc
 from rapportnotes.services import idempotency
@@ -76,6 +77,7 @@ def create():
     if tz is None:
         tz = require_caller(*svc.LOGGING_ROLES).organisation.timezone
     try:
+        writes_take_no_query()
         raw = json_body()
         digest = None
         if key is not None:

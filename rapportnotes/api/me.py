@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, current_app, g
 
 from rapportnotes.api.common import actor_for, load_body, query_args
 from rapportnotes.errors import ApiError
 from rapportnotes.extensions import db, limiter
 from rapportnotes.schemas.auth import PasswordChangeIn
 from rapportnotes.schemas.user import MeOut
-from rapportnotes.security import account, authenticated, me, unverified_subject
+from rapportnotes.security import account, authenticated, me, signed_subject
 from rapportnotes.services import passwords, tokens
 from rapportnotes.services.audit import record_event
 
@@ -29,10 +29,15 @@ def _password_limit() -> str:
 
 
 def _account_key() -> str:
-    """Rate-limit key: the account the token names. Read before the token is verified, but only
-    a request whose token verified and whose current password was wrong counts against it."""
-    sub = unverified_subject()
-    return f"password-change:{sub}" if sub else "password-change-no-token:" + (request.remote_addr or "")
+    """Rate-limit key: the account a verified access token names. Only a request whose current
+    password was wrong counts against it."""
+    return f"password-change:{signed_subject()}"
+
+
+def _token_does_not_verify() -> bool:
+    """Such a request is a 401 anyway, and is not limited: a forged token naming someone must not
+    learn whether that account is being guessed at."""
+    return signed_subject() is None
 
 
 def _wrong_current_password(response) -> bool:
@@ -40,7 +45,8 @@ def _wrong_current_password(response) -> bool:
 
 
 @bp.post("/password")
-@limiter.limit(_password_limit, key_func=_account_key, deduct_when=_wrong_current_password)
+@limiter.limit(_password_limit, key_func=_account_key, exempt_when=_token_does_not_verify,
+               deduct_when=_wrong_current_password)
 @authenticated
 def change_password():
     """200 with fresh tokens: every other token of the user stops working, this client goes on.

@@ -161,7 +161,12 @@ def revoke_refresh_token(session: Session, user: User | Principal, jti: str) -> 
 
 
 def revoke_access_token(session: Session, user: User | Principal, jti: str, expires_at: datetime) -> bool:
-    """Revoke an access token; False when it already was (a concurrent logout got there first)."""
+    """Revoke an access token; False when it already was (a concurrent logout got there first).
+
+    The user's row is locked first, as for every token change: a logout that also revokes a
+    refresh token's family would otherwise hold this row while waiting for the user lock, and a
+    concurrent reuse detection revoking the same family would wait for the row: a deadlock."""
+    _lock_user(session, user.organisation_id, user.id)
     inserted = session.execute(
         _insert_or_ignore(session, RevokedToken.__table__).values(
             jti=jti, organisation_id=user.organisation_id, user_id=user.id, expires_at=expires_at,

@@ -79,6 +79,25 @@ def test_concurrent_logouts_with_one_token_log_out_once(app, world):
 
 
 @pytest.mark.parametrize("attempt", range(3))
+def test_a_logout_racing_the_reuse_of_its_familys_refresh_token_never_deadlocks(app, client, world, attempt):
+    """The logout revokes its access token and its family; the reuse revokes the same family.
+    Both lock the user first, so they take turns (each once waited for the other: 503)."""
+    org = world.org()
+    u = world.user(org, "coach")
+    spent = u.refresh_token
+    new = client.post(f"{API}/auth/refresh", headers=bearer(spent)).get_json()
+    logout, reuse = race(app, [
+        lambda c: c.post(f"{API}/auth/logout", headers=bearer(u.access_token),
+                         json={"refresh_token": new["refresh_token"]}),
+        lambda c: c.post(f"{API}/auth/refresh", headers=bearer(spent)),
+    ])
+    assert logout.status_code in (204, 401) and reuse.status_code == 401, (logout.status_code,
+                                                                          reuse.status_code)
+    for token in (u.access_token, new["access_token"]):
+        assert_problem(client.get(f"{API}/me", headers=bearer(token)), 401)
+
+
+@pytest.mark.parametrize("attempt", range(3))
 def test_concurrent_uses_of_one_refresh_token_give_one_pair_then_end_the_family(app, client, world, attempt):
     org = world.org()
     u = world.user(org, "coach")
@@ -158,3 +177,36 @@ def test_two_password_changes_at_once_let_one_through(app, client, world, held_a
     for token in sessions:
         assert_problem(client.get(f"{API}/me", headers=bearer(token)), 401)
     assert _events(world, "user.password_change") == 1
+
+
+def test_a_password_change_with_a_token_ended_meanwhile_changes_nothing(app, client, world, monkeypatch):
+    """The token is checked, then an admin deactivates the user, then the view loads the user to
+    change it: the view must see that the token has ended (it would otherwise store a password
+    and issue a pair that a later reactivation would bring back)."""
+    from rapportnotes import security
+
+    org = world.org()
+    admin = world.user(org, "admin")
+    victim = world.user(org, "coach")
+    real = security.account
+
+    def deactivate(s):  # what PATCH /users/{id} {"is_active": false} stores, from another session
+        from rapportnotes.services import tokens
+
+        user = s.get(User, (uuid.UUID(org), uuid.UUID(victim.id)))
+        user.is_active = False
+        tokens.end_all_sessions(s, user)
+
+    def deactivated_meanwhile():
+        world.run(deactivate)
+        return real()
+
+    monkeypatch.setattr("rapportnotes.api.me.account", deactivated_meanwhile)
+    r = client.post(f"{API}/me/password", headers=victim.headers,
+                    json={"current_password": victim.password, "new_password": ATTACKER_PASSWORD})
+    assert_problem(r, 401)
+    monkeypatch.undo()
+    assert client.patch(f"{API}/users/{victim.id}", headers=admin.headers,
+                        json={"is_active": True}).status_code == 200
+    assert_problem(login(client, victim.email, ATTACKER_PASSWORD), 401)
+    assert login(client, victim.email, victim.password).status_code == 200
