@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, g, request
 from flask_jwt_extended import decode_token, get_jwt, verify_jwt_in_request
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from rapportnotes.api.common import actor_for, load_body
 from rapportnotes.errors import ApiError
@@ -66,7 +66,14 @@ def login():
         db.session.commit()
         raise unauthorized()
     if passwords.needs_rehash(user.password_hash):
-        user.password_hash = passwords.hash_password(data["password"])
+        # Over the hash just verified only: a reset or change that committed meanwhile stays.
+        db.session.execute(
+            update(User)
+            .where(User.organisation_id == user.organisation_id, User.id == user.id,
+                   User.password_hash == user.password_hash)
+            .values(password_hash=passwords.hash_password(data["password"]))
+            .execution_options(synchronize_session=False)
+        )
     pair = tokens.issue_pair(db.session, user, current_app.config["JWT_ACCESS_TOKEN_EXPIRES"])
     g.rn_log_user_id = user.id  # no token came with this request: the log line names who signed in
     record_event(db.session, actor, "auth.login", target_type="user", target_id=user.id)

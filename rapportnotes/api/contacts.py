@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from flask import Blueprint, current_app, request, url_for
+from flask import Blueprint, current_app, g, request, url_for
 from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
@@ -100,6 +100,7 @@ def create():
         body = svc.create_contact(db.session, caller=caller, tz=tz, data=data, actor=actor_for(caller),
                                   own_transaction=key is None)
         if body is None:  # the statement stored nothing: find out why, and say so
+            g.pop("rn_principal", None)  # loaded before the statement ran: the zone may have moved
             user = require_caller(*svc.LOGGING_ROLES)
             tz = user.organisation.timezone
             svc.check_codes(db.session, user.organisation_id, data.get("behaviours") or [])

@@ -183,9 +183,10 @@ def create_contact(
                       timezone=tz)
         if own_transaction:
             stored = driver.execute_autocommit(engine, _pg_create_statement(), params)
-        else:
-            stored = session.connection().execute(_pg_create_statement(), params).rowcount
-        return body if stored else None
+        else:  # SQLAlchemy keeps an INSERT's row count only when asked (else -1: "stored")
+            stored = session.connection().execute(_pg_create_statement(), params,
+                                                  execution_options={"preserve_rowcount": True}).rowcount
+        return body if stored == 1 else None
     check_codes(session, org_id, codes)
     check_external_id(session, org_id, data.get("external_id"))
     conn = session.connection()

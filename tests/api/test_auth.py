@@ -73,6 +73,36 @@ def test_login_rehashes_when_parameters_change(client, world):
     assert after != before and "t=2" in after and "m=2048" in after
 
 
+def test_a_rehash_at_login_never_undoes_a_reset_made_meanwhile(client, world, monkeypatch):
+    """Found by a race pass: the login rehashed over the row it had read, so an admin's reset
+    committed in between was lost and the old password worked again."""
+    import uuid
+
+    from sqlalchemy import select
+
+    from rapportnotes.models import User
+
+    org = world.org()
+    u = world.user(org, "coach", login=False)
+    real = passwords.hash_password
+    reset = real("the-admins-reset-password-1")
+
+    def reset_meanwhile(password):
+        world.run(lambda s: setattr(s.get(User, (uuid.UUID(org), uuid.UUID(u.id))), "password_hash", reset))
+        return real(password)
+
+    passwords.configure(time_cost=2, memory_cost=2048)
+    monkeypatch.setattr(passwords, "hash_password", reset_meanwhile)
+    try:
+        assert login(client, u.email, u.password).status_code == 200
+    finally:
+        monkeypatch.undo()
+        passwords.configure(time_cost=1, memory_cost=1024)
+    assert world.run(lambda s: s.scalar(select(User.password_hash).where(User.email == u.email))) == reset
+    assert_problem(login(client, u.email, u.password), 401)
+    assert login(client, u.email, "the-admins-reset-password-1").status_code == 200
+
+
 def test_refresh_rotates_and_reuse_revokes_the_family(client, world):
     org = world.org()
     u = world.user(org, "coach", login=False)

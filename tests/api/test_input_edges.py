@@ -240,3 +240,25 @@ def test_the_error_list_is_capped(client, cast):
     r = client.post(f"{API}/contacts", json=body, headers=cast.coach.headers)
     errors = assert_problem(r, 422, "_more")["errors"]
     assert len(errors) == 101 and errors["_more"] == ["4900 more fields have errors."]
+
+
+# --- a keyed create on PostgreSQL trusted a row count SQLAlchemy had not kept -------------------
+
+
+@pytest.mark.parametrize("codes", [["no_such_code"], ["hope", "retired_one"]])
+def test_a_keyed_create_with_a_code_it_cannot_use_is_a_422_and_stores_nothing(client, cast, world, codes):
+    """Found by a race pass: with an Idempotency-Key the PostgreSQL statement stored nothing, but
+    its row count read -1 (not kept by SQLAlchemy), so the request answered 201, recorded the
+    idempotency key as done, and every retry replayed a contact that did not exist."""
+    client.post(f"{API}/behaviours", json={"code": "retired_one", "label": "R", "category": "support",
+                                           "polarity": "supportive"}, headers=cast.admin.headers)
+    client.patch(f"{API}/behaviours/retired_one", json={"active": False}, headers=cast.admin.headers)
+    headers = dict(cast.coach.headers, **{"Idempotency-Key": f"edge-{'-'.join(codes)}"})
+    body = dict(CONTACT, peer_ref="P-1", behaviours=codes)
+    for _ in range(2):  # and a retry is no different
+        assert_problem(client.post(f"{API}/contacts", json=body, headers=headers), 422, "behaviours")
+    assert _count(world, Contact) == 0
+    ok = client.post(f"{API}/contacts", json=dict(body, behaviours=["hope"]),
+                     headers=dict(headers, **{"Idempotency-Key": "edge-good"}))
+    assert ok.status_code == 201
+    assert client.get(ok.headers["Location"], headers=cast.coach.headers).status_code == 200
