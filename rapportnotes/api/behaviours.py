@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from flask import Blueprint, url_for
+from sqlalchemy.exc import IntegrityError
 
 from rapportnotes.api.common import actor_for, load_body, query_args
 from rapportnotes.extensions import db
+from rapportnotes.models import Behaviour
 from rapportnotes.schemas.behaviour import BehaviourIn, BehaviourOut, BehaviourPatch
 from rapportnotes.security import authenticated, me, roles_required
 from rapportnotes.services import behaviours as svc
@@ -28,9 +30,15 @@ def create():
     admin = me()
     data = load_body(BehaviourIn())
     b = svc.add_behaviour(db.session, admin.organisation_id, data)
-    record_event(db.session, actor_for(admin), "behaviour.create", target_type="behaviour",
-                 target_id=b.code, status=201)
-    db.session.commit()
+    try:
+        record_event(db.session, actor_for(admin), "behaviour.create", target_type="behaviour",
+                     target_id=b.code, status=201)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        if db.session.get(Behaviour, (admin.organisation_id, data["code"])) is not None:
+            raise svc.code_taken()  # a concurrent request added the same code first
+        raise
     return _out.dump(b), 201, {"Location": url_for("api.behaviours.get", code=b.code)}
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from flask import Blueprint, url_for
-from sqlalchemy import select, tuple_
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -27,6 +27,8 @@ from rapportnotes.models import Team, TeamMember, User
 from rapportnotes.schemas.team import MemberIn, TeamIn, TeamOut, TeamPatch
 from rapportnotes.security import me, parse_id, roles_required, supervises_team
 from rapportnotes.services.audit import record_event
+from rapportnotes.services.inserts import upsert
+from rapportnotes.services.locks import lock_user
 from rapportnotes.services.organisations import may_hold_membership
 
 bp = Blueprint("teams", __name__, url_prefix="/teams")
@@ -148,19 +150,20 @@ def put_member(team_id: str, user_id: str):
     if user is None:
         raise not_found("user")
     data = load_body(MemberIn())
+    # The user's role decides which membership they may hold, and a concurrent role change
+    # checks the memberships: both lock the user first and read it afresh, so they take turns.
+    lock_user(db.session, admin.organisation_id, uid)
+    db.session.refresh(user)
     if not may_hold_membership(user.role, data["role"]):
         raise ApiError(422, "That user's role cannot hold this membership.",
                        errors={"role": [f"A {user.role} cannot be a {data['role']} member."]})
-    member = db.session.get(TeamMember, (admin.organisation_id, team.id, uid))
-    if member is None:
-        team.members.append(
-            TeamMember(organisation_id=admin.organisation_id, user_id=uid, role=data["role"])
-        )
-    else:
-        member.role = data["role"]
+    db.session.execute(upsert(db.session, TeamMember.__table__, ["organisation_id", "team_id", "user_id"],
+                              {"organisation_id": admin.organisation_id, "team_id": team.id,
+                               "user_id": uid, "role": data["role"]}))
     record_event(db.session, actor_for(admin), "team.member_put", target_type="team_member",
                  target_id=f"{team.id}/{uid}")
     db.session.commit()
+    db.session.expire(team, ["members"])
     return _out.dump(team)
 
 
@@ -170,10 +173,14 @@ def delete_member(team_id: str, user_id: str):
     admin = me()
     team = get_visible_team(team_id)
     uid = parse_id(user_id, "user")
-    member = db.session.get(TeamMember, (admin.organisation_id, team.id, uid))
-    if member is None:
+    gone = db.session.execute(
+        delete(TeamMember)
+        .where(TeamMember.organisation_id == admin.organisation_id, TeamMember.team_id == team.id,
+               TeamMember.user_id == uid)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if gone != 1:  # never there, or a concurrent request removed it first
         raise not_found("team member")
-    team.members.remove(member)
     record_event(db.session, actor_for(admin), "team.member_delete", target_type="team_member",
                  target_id=f"{team.id}/{uid}", status=204)
     db.session.commit()

@@ -23,6 +23,7 @@ from rapportnotes.schemas.user import UserIn, UserOut, UserPatch
 from rapportnotes.security import Principal, me, parse_id, roles_required
 from rapportnotes.services import passwords, tokens
 from rapportnotes.services.audit import record_event
+from rapportnotes.services.locks import lock_user
 from rapportnotes.services.organisations import (
     create_user,
     email_conflict,
@@ -149,6 +150,9 @@ def update(user_id: str):
     ):
         raise ApiError(409, "You cannot deactivate or demote yourself.")
     _keep_an_admin(admin, user, data)
+    if "role" in data:  # checked against the memberships, which a concurrent PUT may be adding:
+        lock_user(db.session, user.organisation_id, user.id)  # both lock the user first
+        db.session.refresh(user)
     if data.get("role", user.role) != user.role:
         _check_memberships(user, data["role"])
     action = _update_action(user, data)

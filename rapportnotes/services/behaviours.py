@@ -51,11 +51,17 @@ def get_behaviour(session: Session, organisation_id: uuid.UUID, code: str) -> Be
     return b
 
 
+def code_taken() -> ApiError:
+    return ApiError(409, "That behaviour code exists already (codes are never reused).",
+                    errors={"code": ["Already exists."]})
+
+
 def add_behaviour(session: Session, organisation_id: uuid.UUID, data: dict[str, Any]) -> Behaviour:
-    """Codes are never reused: an existing code, even a retired one, is a conflict."""
+    """Codes are never reused: an existing code, even a retired one, is a conflict. (The insert
+    itself is flushed by the caller: a concurrent request adding the same code then meets the
+    primary key, which ``api.behaviours`` answers with the same 409.)"""
     if session.get(Behaviour, (organisation_id, data["code"])) is not None:
-        raise ApiError(409, "That behaviour code exists already (codes are never reused).",
-                       errors={"code": ["Already exists."]})
+        raise code_taken()
     b = Behaviour(organisation_id=organisation_id, active=True, **data)
     session.add(b)
     return b

@@ -265,9 +265,12 @@ def update_contact(session: Session, contact: Contact, data: dict[str, Any], tz:
         if "behaviours" in data:
             codes = list(data["behaviours"] or [])
             check_codes(session, contact.organisation_id, codes, allowed_retired=current)
-            _replace_tags(session, contact, set(current), set(codes))
         contact.updated_at = utcnow()
+    # The versioned UPDATE goes first: of two edits of the same version, the loser fails here
+    # (412) before it touches the tags, where it would meet the winner's rows (a 500).
     session.flush()
+    if "behaviours" in data:
+        _replace_tags(session, contact, set(current), set(codes))
     return codes
 
 

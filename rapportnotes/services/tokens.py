@@ -20,14 +20,15 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
-from sqlalchemy import Insert, Table, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from rapportnotes.errors import ApiError
 from rapportnotes.models import RefreshToken, RevokedToken, User
 from rapportnotes.models.types import utcnow
+from rapportnotes.services.inserts import insert_or_ignore
+from rapportnotes.services.locks import lock_user
 
 if TYPE_CHECKING:  # security imports this module
     from rapportnotes.security import Principal
@@ -84,13 +85,13 @@ class RefreshReused(Exception):
 def rotate(session: Session, user: User | Principal, jti: str, access_ttl: timedelta) -> TokenPair:
     """Spend refresh token ``jti`` and issue its successor in the same family.
 
-    Concurrent uses of one token take turns (``_lock_user``): the first spends it, every later
+    Concurrent uses of one token take turns (``locks.lock_user``): the first spends it, every later
     one finds it spent and revokes the family.
     """
     row = session.get(RefreshToken, jti)
     if row is None or row.user_id != user.id:
         raise RefreshReused()
-    _lock_user(session, row.organisation_id, row.user_id)
+    lock_user(session, row.organisation_id, row.user_id)
     claimed = session.execute(
         update(RefreshToken)
         .where(
@@ -107,35 +108,13 @@ def rotate(session: Session, user: User | Principal, jti: str, access_ttl: timed
     return issue_pair(session, user, access_ttl, family_id=row.family_id)
 
 
-def _lock_user(session: Session, organisation_id: uuid.UUID, user_id: uuid.UUID) -> None:
-    """Lock the user's row until this transaction ends, before changing their refresh tokens.
-
-    Requests that change the same tokens then take turns instead of deadlocking: locking a
-    family's rows themselves cannot be done in one safe order, as a family grows while requests
-    wait. ``FOR NO KEY UPDATE`` leaves the row free for foreign-key checks (a contact being
-    logged by that user is not held up); SQLite has no row locks (a writer holds the whole
-    database), so there this is a plain read.
-    """
-    session.execute(
-        select(User.id)
-        .where(User.organisation_id == organisation_id, User.id == user_id)
-        .with_for_update(key_share=True)
-    )
-
-
-def _insert_or_ignore(session: Session, table: Table) -> Insert:
-    """An INSERT that leaves an existing row (same primary key) alone instead of failing."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing()
-
-
 def revoke_family(session: Session, organisation_id: uuid.UUID, family_id: str) -> None:
     """Revoke every refresh token of the family and every access token issued with one of them
-    that has not expired yet. The caller holds the family's user locked (``_lock_user``)."""
+    that has not expired yet. The caller holds the family's user locked (``locks.lock_user``)."""
     now = utcnow()
     r = RefreshToken.__table__.c
     session.execute(
-        _insert_or_ignore(session, RevokedToken.__table__).from_select(
+        insert_or_ignore(session, RevokedToken.__table__).from_select(
             ["jti", "organisation_id", "user_id", "expires_at", "revoked_at"],
             select(r.access_jti, r.organisation_id, r.user_id, r.access_expires_at, literal(now))
             .where(r.organisation_id == organisation_id, r.family_id == family_id,
@@ -155,7 +134,7 @@ def revoke_refresh_token(session: Session, user: User | Principal, jti: str) -> 
     row = session.get(RefreshToken, jti)
     if row is None or row.user_id != user.id:
         return False
-    _lock_user(session, row.organisation_id, row.user_id)
+    lock_user(session, row.organisation_id, row.user_id)
     revoke_family(session, row.organisation_id, row.family_id)
     return True
 
@@ -166,9 +145,9 @@ def revoke_access_token(session: Session, user: User | Principal, jti: str, expi
     The user's row is locked first, as for every token change: a logout that also revokes a
     refresh token's family would otherwise hold this row while waiting for the user lock, and a
     concurrent reuse detection revoking the same family would wait for the row: a deadlock."""
-    _lock_user(session, user.organisation_id, user.id)
+    lock_user(session, user.organisation_id, user.id)
     inserted = session.execute(
-        _insert_or_ignore(session, RevokedToken.__table__).values(
+        insert_or_ignore(session, RevokedToken.__table__).values(
             jti=jti, organisation_id=user.organisation_id, user_id=user.id, expires_at=expires_at,
             revoked_at=utcnow(),
         ).returning(RevokedToken.__table__.c.jti)

@@ -14,6 +14,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
+from schemathesis.core.parameters import ParameterLocation
 
 from tests.support.openapi_validation import spec
 
@@ -49,12 +50,6 @@ def _has_inputs(operation) -> bool:
                 or operation.path_parameters)
 
 
-def _has_body_or_query(operation) -> bool:
-    definition = operation.definition.raw
-    return bool(definition.get("requestBody") or any(
-        p.get("in") != "path" for p in definition.get("parameters", []) if isinstance(p, dict)))
-
-
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("operation", OPERATIONS, ids=[op.label for op in OPERATIONS])
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
@@ -70,9 +65,8 @@ def test_fuzz(app, client, world, cast, operation, role, mode):
     @given(case=operation.as_strategy(generation_mode=mode), use_real=st.booleans())
     def run(case, use_real):
         world.login(user)  # logout, password changes and resets may have ended the last token
-        # A negative case whose only input is its path would be made valid by a real id.
-        realistic = mode == GenerationMode.POSITIVE or _has_body_or_query(operation)
-        if use_real and case.path_parameters and realistic:
+        # A real id would make a case whose invalid part is its path valid.
+        if use_real and case.path_parameters and not case.meta.is_negative_at(ParameterLocation.PATH):
             case.path_parameters = {k: real.get(k, v) for k, v in case.path_parameters.items()}
         headers = {"Authorization": f"Bearer {user.access_token}"}
         if operation.label == "POST /auth/refresh":

@@ -1,0 +1,31 @@
+"""Row locks for check-then-write sequences that concurrent requests must not interleave."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from rapportnotes.models import User
+
+
+def lock_user(session: Session, organisation_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """Hold the user's row until this transaction ends; whatever is read after this is current.
+
+    Every change whose checks depend on the user (their tokens, their role against their team
+    memberships) takes it first, so two such requests take turns and the second sees the first
+    one's result, as if they had run one after the other. Always the user's row first, then the
+    rows that depend on it.
+
+    PostgreSQL: ``SELECT ... FOR NO KEY UPDATE``, which leaves foreign-key checks of rows that
+    refer to the user (a contact being logged) alone. SQLite has no row locks, and the driver only
+    opens a transaction at the first write: a no-op UPDATE of the row takes the database's write
+    lock now, so a concurrent writer waits for this transaction and later reads see its result.
+    """
+    users = User.__table__
+    where = (users.c.organisation_id == organisation_id) & (users.c.id == user_id)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(users.c.id).where(where).with_for_update(key_share=True))
+    else:
+        session.execute(update(users).where(where).values(token_generation=users.c.token_generation))
