@@ -168,3 +168,58 @@ def test_the_zone_change_commits_with_its_audit_row_even_if_the_recompute_fails(
     monkeypatch.undo()
     assert runner.invoke(args=["set-timezone", org, "Europe/London"]).exit_code == 0
     assert _stored(world, org)[next(iter(_stored(world, org)))][1] == date(2025, 3, 9)
+
+
+@pytest.fixture
+def zone_moves_mid_request(world, monkeypatch):
+    """The first ``local_date`` a request computes triggers ``set-timezone`` (New York to London)
+    first: the request goes on with the zone it loaded, as one that began just before would."""
+    from rapportnotes.services import contacts, organisations
+
+    moved = []
+
+    def first_moves_the_zone(instant, tz):
+        if not moved:
+            moved.append(tz)
+            world.run(lambda s: organisations.change_timezone(s, uuid.UUID(moved_org[0]), "Europe/London",
+                                                              _system(moved_org[0])))
+        return local_date(instant, tz)
+
+    moved_org: list[str] = []
+    monkeypatch.setattr(contacts, "local_date", first_moves_the_zone)
+    return moved_org
+
+
+@pytest.mark.parametrize("key", [None, "tz-race-1"])
+def test_a_contact_logged_while_the_zone_moves_is_dated_in_the_new_zone(client, world, key,
+                                                                        zone_moves_mid_request):
+    """Found by a race pass: on SQLite the create read the zone before its write transaction,
+    so a contact written just after ``set-timezone``'s passes kept its old-zone date."""
+    org = world.org(timezone="America/New_York")
+    coach = world.user(org, "coach")
+    zone_moves_mid_request.append(org)
+    headers = dict(coach.headers, **({"Idempotency-Key": key} if key else {}))
+    r = client.post("/api/v1/contacts", headers=headers, json={
+        "peer_ref": "TZ-1", "occurred_at": "2025-03-09T03:30:00Z", "duration_minutes": 10,
+        "modality": "phone"})
+    assert r.status_code == 201, r.get_json()
+    (_occurred, day), = _stored(world, org).values()
+    assert day == local_date(INSTANTS[0], "Europe/London") == date(2025, 3, 9)
+
+
+def test_an_edit_made_while_the_zone_moves_is_dated_in_the_new_zone(client, world, zone_moves_mid_request):
+    from rapportnotes.services import contacts
+
+    org = world.org(timezone="America/New_York")
+    coach = world.user(org, "coach")
+    real = contacts.local_date
+    contacts.local_date = local_date  # log it before the zone moves
+    try:
+        cid = _log(client, coach, INSTANTS[6])
+    finally:
+        contacts.local_date = real
+    zone_moves_mid_request.append(org)
+    r = client.patch(f"/api/v1/contacts/{cid}", headers=coach.headers,
+                     json={"occurred_at": "2025-03-09T03:30:00Z"})
+    assert r.status_code == 200 and r.get_json()["version"] == 2, r.get_json()
+    assert _stored(world, org)[cid][1] == date(2025, 3, 9)  # London; New York would be 8 March

@@ -27,6 +27,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from rapportnotes import driver
 from rapportnotes.errors import ApiError
@@ -35,6 +36,7 @@ from rapportnotes.models import (
     Behaviour,
     Contact,
     ContactBehaviour,
+    Organisation,
 )
 from rapportnotes.models.types import utcnow
 from rapportnotes.schemas.fields import iso_z
@@ -191,6 +193,8 @@ def create_contact(
     check_external_id(session, org_id, data.get("external_id"))
     conn = session.connection()
     conn.execute(_INSERT_CONTACT, row)
+    if (zone := _zone_now(session, org_id)) != tz:  # moved since the request read it
+        _set_local_date(session, org_id, row["id"], local_date(data["occurred_at"], zone))
     if codes:
         tags = [{"organisation_id": org_id, "contact_id": row["id"], "code": c} for c in codes]
         conn.execute(_INSERT_TAGS, tags)
@@ -246,6 +250,28 @@ def require_owner(user: Principal, contact: Contact) -> None:
         raise ApiError(403, "Only the coach who logged this contact may change it.")
 
 
+def _zone_now(session: Session, organisation_id: uuid.UUID) -> str:
+    """The organisation's zone, read once this transaction has written the contact.
+
+    A request computes ``local_date`` with the zone it loaded when it began; ``set-timezone``
+    may commit a new zone in between and recompute every date it can see, missing this one.
+    Read again here, the zone is final for this contact: on PostgreSQL the ``KEY SHARE`` lock
+    makes a zone change wait for this transaction (and one that already committed is seen);
+    on SQLite this transaction already holds the write lock, so any change committed first.
+    """
+    q = select(Organisation.timezone).where(Organisation.id == organisation_id)
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(read=True, key_share=True)
+    return session.execute(q).scalar_one()
+
+
+def _set_local_date(session: Session, organisation_id: uuid.UUID, contact_id: uuid.UUID, day: date) -> None:
+    """A zone correction, not an edit: no new version."""
+    c = Contact.__table__.c
+    session.execute(Contact.__table__.update()
+                    .where(c.organisation_id == organisation_id, c.id == contact_id).values(local_date=day))
+
+
 def update_contact(session: Session, contact: Contact, data: dict[str, Any], tz: str) -> list[str]:
     """Apply a validated PATCH; returns the contact's codes afterwards.
 
@@ -269,6 +295,9 @@ def update_contact(session: Session, contact: Contact, data: dict[str, Any], tz:
     # The versioned UPDATE goes first: of two edits of the same version, the loser fails here
     # (412) before it touches the tags, where it would meet the winner's rows (a 500).
     session.flush()
+    if "occurred_at" in data and (zone := _zone_now(session, contact.organisation_id)) != tz:
+        _set_local_date(session, contact.organisation_id, contact.id, local_date(data["occurred_at"], zone))
+        set_committed_value(contact, "local_date", local_date(data["occurred_at"], zone))
     if "behaviours" in data:
         _replace_tags(session, contact, set(current), set(codes))
     return codes
