@@ -28,4 +28,6 @@ def lock_user(session: Session, organisation_id: uuid.UUID, user_id: uuid.UUID) 
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(users.c.id).where(where).with_for_update(key_share=True))
     else:
-        session.execute(update(users).where(where).values(token_generation=users.c.token_generation))
+        # Every column it touches is set to itself, updated_at too (else its onupdate would stamp it).
+        session.execute(update(users).where(where).values(token_generation=users.c.token_generation,
+                                                         updated_at=users.c.updated_at))

@@ -210,3 +210,14 @@ def test_a_password_change_with_a_token_ended_meanwhile_changes_nothing(app, cli
                         json={"is_active": True}).status_code == 200
     assert_problem(login(client, victim.email, ATTACKER_PASSWORD), 401)
     assert login(client, victim.email, victim.password).status_code == 200
+
+
+def test_taking_the_user_lock_changes_nothing_about_the_user(client, world):
+    """On SQLite the lock is an UPDATE of the row to itself: it must not stamp ``updated_at``."""
+    org = world.org()
+    u = world.user(org, "coach")
+    stamp = lambda s: s.scalar(select(User.updated_at).where(User.id == uuid.UUID(u.id)))  # noqa: E731
+    before = world.run(stamp)
+    assert client.post(f"{API}/auth/refresh", headers=bearer(u.refresh_token)).status_code == 200
+    assert client.post(f"{API}/auth/logout", headers=u.headers).status_code == 204
+    assert world.run(stamp) == before
