@@ -24,6 +24,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     tuple_,
 )
 from sqlalchemy.orm import Session
@@ -344,6 +345,27 @@ class ListFilters:
     include_deleted: bool = False
 
 
+def sync_horizon(session: Session, settle: timedelta) -> datetime:
+    """The latest ``updated_at`` a sync page may include: every change up to it has committed.
+
+    A change is stamped before its transaction commits, so a page must stop short of stamps that
+    an open transaction may still commit: ``settle`` before now, and on PostgreSQL also
+    ``settle`` before the start of the oldest transaction still open (a write stalled longer
+    than ``settle`` would otherwise land behind a client's cursor and never be synced). Such a
+    transaction only holds sync back while it lasts. Sessions of other database roles are not
+    visible here, so the app's writers must share one role. SQLite runs one writer at a time,
+    and its writes commit in the order they are stamped, give or take the settle window.
+    """
+    now = utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        oldest = session.execute(text(
+            "SELECT min(xact_start) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+        if oldest is not None:
+            now = min(now, oldest)
+    return now - settle
+
+
 def list_contacts(
     session: Session,
     user: Principal,
@@ -356,8 +378,8 @@ def list_contacts(
 
     Normal listing: newest first, keyset on (occurred_at, id) descending. Sync
     (``updated_since``): oldest change first, keyset on (updated_at, id) ascending, tombstones
-    included, and only changes older than ``settle`` — so a write whose transaction commits
-    late can never land behind a cursor a client has already passed.
+    included, and only changes older than ``sync_horizon`` — so a write whose transaction
+    commits late can never land behind a cursor a client has already passed.
     """
     org = user.organisation_id
     q = select(Contact).where(Contact.organisation_id == org)
@@ -384,7 +406,8 @@ def list_contacts(
         )
     sync = f.updated_since is not None
     if sync:
-        q = q.where(Contact.updated_at >= f.updated_since, Contact.updated_at <= utcnow() - settle)
+        horizon = sync_horizon(session, settle)
+        q = q.where(Contact.updated_at >= f.updated_since, Contact.updated_at <= horizon)
         if after is not None:  # a row comparison: the index range starts at the cursor
             q = q.where(tuple_(Contact.updated_at, Contact.id) > (after[0], after[1]))
         q = q.order_by(Contact.updated_at, Contact.id)

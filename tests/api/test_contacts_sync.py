@@ -279,3 +279,41 @@ def test_a_deep_page_reads_from_its_cursor_not_from_the_start(app, client, cast,
     _history(world, cast.org, cast.coach.id, 3000)
     assert_deep_page_starts_at_its_cursor(app, client, f"{URL}?limit=200{query}", cast.coach.headers,
                                           "contacts")
+
+
+@pytest.mark.postgres
+def test_a_write_stalled_past_the_settle_window_is_not_skipped_by_sync(app, client, cast, monkeypatch):
+    """Found by a data-loss pass: an edit stamped, then held up longer than the settle window
+    before committing, landed behind a cursor that had moved past a later change: the client
+    never saw it. The sync horizon now also stops short of the oldest open transaction."""
+    import threading
+    import time
+
+    import rapportnotes.api.contacts as view
+
+    monkeypatch.setitem(app.config, "SYNC_SETTLE_SECONDS", 0.2)
+    a = make(client, cast.coach, 1)
+    time.sleep(0.3)
+    mirror = {c["id"]: c for c in walk(client, cast.admin, "&updated_since=2000-01-01T00:00:00Z")}
+    stalled, real = threading.Event(), view.record_event
+
+    def stall(session, actor, action, **kw):
+        if action == "contact.update":
+            stalled.set()
+            time.sleep(1.5)  # a worker paused after stamping updated_at, before its commit
+        return real(session, actor, action, **kw)
+
+    monkeypatch.setattr(view, "record_event", stall)
+    edit = threading.Thread(target=lambda: app.test_client().patch(
+        f"{URL}/{a['id']}", json={"duration_minutes": 77}, headers=cast.coach.headers))
+    edit.start()
+    assert stalled.wait(5)
+    make(client, cast.coach2, 2)  # a later change that commits at once
+    time.sleep(0.4)
+    mark = max(c["updated_at"] for c in mirror.values())
+    mirror |= {c["id"]: c for c in walk(client, cast.admin, f"&updated_since={mark}")}
+    edit.join(10)
+    time.sleep(0.3)
+    mark = max(c["updated_at"] for c in mirror.values())
+    mirror |= {c["id"]: c for c in walk(client, cast.admin, f"&updated_since={mark}")}
+    assert mirror[a["id"]]["duration_minutes"] == 77 and len(mirror) == 2
