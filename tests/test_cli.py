@@ -146,8 +146,12 @@ def test_seed_demo_is_idempotent_and_its_logins_work(runner, world, client):
     second = _seed(runner)
     assert counts(world) == after_first
     assert first == second
-    assert [a for a, _ in world.run(lambda s: [(e.action, 0) for e in s.scalars(select(AuditEvent))])] == [
-        "organisation.create"]
+    events = world.run(lambda s: [(e.action, e.actor_id, e.target_id) for e in s.scalars(select(AuditEvent))])
+    assert [a for a, *_ in events if a != "contact.create"] == ["organisation.create"]
+    contact_ids = world.run(lambda s: {str(i) for i in s.scalars(select(Contact.id))})
+    created = [(actor, target) for a, actor, target in events if a == "contact.create"]
+    assert {t for _, t in created} == contact_ids and len(created) == len(contact_ids)  # each once
+    assert {actor for actor, _ in created} == {"cli:seed-demo"}
     password, logins = _demo_logins(first)
     assert sorted(role for role, _ in logins) == ["admin", "coach", "coach", "coach", "supervisor"]
     tokens = {}

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from rapportnotes.models import Contact, ContactBehaviour, Team, TeamMember, User
+from rapportnotes.models import AuditEvent, Contact, ContactBehaviour, Team, TeamMember, User
+from rapportnotes.services.audit import Actor, event_row
 from rapportnotes.services.organisations import create_organisation, create_user
 from rapportnotes.services.timezones import local_date
 
@@ -117,3 +118,9 @@ def _demo_contacts(session: Session, org_id: uuid.UUID, users: dict[str, User],
                         for c in sorted(codes))
     session.execute(insert(Contact), contacts)
     session.execute(insert(ContactBehaviour), tags)
+    # Every stored contact has its create event (SPEC §8), the demo's too: by the system.
+    actor = Actor(org_id, "system", "cli:seed-demo")
+    session.execute(insert(AuditEvent), [
+        event_row(actor, "contact.create", target_type="contact", target_id=c["id"], status=201)
+        for c in contacts
+    ])
