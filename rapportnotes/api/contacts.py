@@ -62,7 +62,8 @@ def _created(body: dict, status: int = 201):
 def _one_statement() -> bool:
     """On PostgreSQL, a create without an Idempotency-Key is one atomic statement that also
     checks the caller, run as its own transaction (``services.contacts.create_contact``):
-    nothing else touches the database unless it stores nothing. With a key, the idempotency
+    nothing else touches the database unless it stores nothing (a caller lookup for an uncached
+    zone is finished before it). With a key, the idempotency
     record must commit together with the contact, so that request keeps its transaction and
     checks the caller first as usual."""
     return "Idempotency-Key" not in request.headers and db.engine.dialect.name == "postgresql"
@@ -73,9 +74,15 @@ def _one_statement() -> bool:
 def create():
     key = request.headers.get("Idempotency-Key")
     caller = token_caller()
-    tz = known_zone(caller.organisation_id) if _one_statement() else None
+    one_statement = _one_statement()
+    tz = known_zone(caller.organisation_id) if one_statement else None
     if tz is None:
         tz = require_caller(*svc.LOGGING_ROLES).organisation.timezone
+        if one_statement:
+            # Those reads are done and the store runs on a connection of its own: nothing may
+            # touch this session once it has committed (a failure then would be a 503 for a
+            # stored contact, inviting a retry that stores it twice).
+            db.session.rollback()
     try:
         writes_take_no_query()
         raw = json_body()

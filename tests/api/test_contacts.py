@@ -512,3 +512,28 @@ def test_notes_never_reach_the_logs_or_audit(client, cast, world, caplog):
 
     rows = world.run(lambda s: [repr(e.__dict__) for e in s.scalars(select(AuditEvent))])
     assert rows and not any(marker in r for r in rows)
+
+
+@pytest.mark.postgres
+def test_a_stored_contact_is_never_answered_503_by_the_lookup_connection(client, cast, world, app,
+                                                                         monkeypatch):
+    """Found by an outage pass: when the organisation's zone was not cached yet, the caller was
+    looked up in the session, the contact stored on a connection of its own, and the session
+    committed last: a connection lost then answered 503 for a stored contact."""
+    from sqlalchemy.exc import OperationalError
+
+    from rapportnotes import security
+    from rapportnotes.extensions import db
+
+    monkeypatch.setattr(security, "_zones", {})  # as in a process that has not seen the organisation
+
+    def lost(*_args, **_kwargs):
+        raise OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
+
+    with app.app_context():
+        session_class = type(db.session())
+    with monkeypatch.context() as m:
+        m.setattr(session_class, "commit", lost)
+        r = post(client, cast.coach)
+    assert r.status_code == 201, r.get_json()
+    assert world.count(Contact) == 1
