@@ -7,7 +7,7 @@ that guarantee for the ways connections die while pooled, and pings only when it
 
 * a connection the server has ended (a restarted or failed-over server, ``pg_terminate_backend``,
   an idle-session timeout) has input waiting: the server's farewell, or the socket's close. A
-  zero-timeout ``select`` on the socket sees it at no cost, and that connection is pinged (and
+  zero-timeout ``poll`` of the socket sees it at no cost, and that connection is pinged (and
   replaced, the request never sees it);
 * a connection idle longer than ``DB_PING_IDLE_S`` is pinged, for deaths that send nothing (a
   proxy or firewall dropping idle sockets silently).

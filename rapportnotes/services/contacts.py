@@ -297,8 +297,9 @@ def update_contact(session: Session, contact: Contact, data: dict[str, Any], tz:
     # (412) before it touches the tags, where it would meet the winner's rows (a 500).
     session.flush()
     if "occurred_at" in data and (zone := _zone_now(session, contact.organisation_id)) != tz:
-        _set_local_date(session, contact.organisation_id, contact.id, local_date(data["occurred_at"], zone))
-        set_committed_value(contact, "local_date", local_date(data["occurred_at"], zone))
+        day = local_date(data["occurred_at"], zone)
+        _set_local_date(session, contact.organisation_id, contact.id, day)
+        set_committed_value(contact, "local_date", day)
     if "behaviours" in data:
         _replace_tags(session, contact, set(current), set(codes))
     return codes
