@@ -48,17 +48,40 @@ def _wants_csv(args) -> bool:
         if fmt not in ("json", "csv"):
             raise bad_query("format", "Must be json or csv.")
         return fmt == "csv"
-    best = request.accept_mimetypes.best_match(["application/json", "text/csv"])
-    return (
-        best == "text/csv"
-        and request.accept_mimetypes["text/csv"] > request.accept_mimetypes["application/json"]
-    )
+    csv_q, json_q = _accept_quality("text/csv"), _accept_quality("application/json")
+    return csv_q > 0 and csv_q > json_q
+
+
+def _accept_quality(mimetype: str) -> float:
+    """The quality the Accept header gives ``mimetype``: the most specific matching range wins
+    (RFC 9110 section 12.5.1). Parameters of a range (``text/csv; charset=utf-8``,
+    ``text/csv;header=present``) do not stop it matching: Werkzeug's ``MIMEAccept`` matches
+    only identical parameters, so those Accept headers got JSON."""
+    kind = mimetype.split("/", 1)[0]
+    best, specificity = 0.0, -1
+    for value, quality in request.accept_mimetypes:
+        media_range = value.split(";", 1)[0].strip().lower()
+        if media_range == mimetype:
+            rank = 2
+        elif media_range == f"{kind}/*":
+            rank = 1
+        elif media_range == "*/*":
+            rank = 0
+        else:
+            continue
+        if rank > specificity:
+            best, specificity = quality, rank
+    return best
+
+
+_VARY = {"Vary": "Accept"}  # the representation is chosen by the Accept header
 
 
 def _csv(text: str, filename: str) -> Response:
     resp = Response(text, mimetype="text/csv")
     resp.headers["Content-Type"] = "text/csv; charset=utf-8"
     resp.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    resp.headers.update(_VARY)
     return resp
 
 
@@ -120,7 +143,7 @@ def _coach_response(report: dict, as_csv: bool):
     if as_csv:
         name = f"coach-report-{report['coach']['id']}-{report['from']}-{report['to']}.csv"
         return _csv(report_csv.coach_csv(report), name)
-    return report
+    return report, 200, _VARY
 
 
 @bp.get("/teams/<team_id>/report")
@@ -137,4 +160,4 @@ def team(team_id: str):
     if as_csv:
         name = f"team-report-{t.id}-{period.first}-{period.last}.csv"
         return _csv(report_csv.team_csv(report, codes), name)
-    return report
+    return report, 200, _VARY

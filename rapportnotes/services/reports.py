@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -318,7 +319,6 @@ def _team_coaches_statement() -> Select[Any]:
             m.team_id == bindparam("team", type_=m.team_id.type),
             m.role == "coach",
         )
-        .order_by(User.display_name, User.id)
     )
 
 
@@ -471,10 +471,21 @@ def _coach_json(coach_id: uuid.UUID, display_name: str, period: Period, bucket: 
     }
 
 
+def name_order(display_name: str) -> str:
+    """A display name as a reader sorts it: ignoring case and accents ("alice" and "Alice" before
+    "bob", "Émile" before "zed"). Sorted here rather than by ``ORDER BY``, whose order is the
+    database's collation: binary on SQLite, and on PostgreSQL whatever the database was created
+    with (C, en_US, ICU), so the two would disagree."""
+    decomposed = unicodedata.normalize("NFKD", display_name)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
 def team_coaches(session: Session, team: Team) -> list[Row[Any]]:
-    """The team's coach members as (id, display_name), by display name then id (a stable order)."""
+    """The team's coach members as (id, display_name), by display name (``name_order``), then as
+    written, then id (a stable order, the same on every database)."""
     params = {"org": team.organisation_id, "team": team.id}
-    return list(session.connection().execute(_team_coaches_statement(), params))
+    rows = session.connection().execute(_team_coaches_statement(), params)
+    return sorted(rows, key=lambda r: (name_order(r.display_name), r.display_name, str(r.id)))
 
 
 def team_report(session: Session, team: Team, period: Period) -> dict[str, Any]:

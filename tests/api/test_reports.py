@@ -359,6 +359,20 @@ def test_team_csv_has_a_column_per_behaviour_even_without_coaches(client, world)
     assert rows[1:] == [["", "team total", "0", "0", "0", "0", "0", "0", "0", "", *["0"] * 16]]
 
 
+def test_team_rows_are_in_reading_order_on_every_database(client, world):
+    org = world.org()
+    admin = world.user(org, "admin")
+    names = ["zed", "bob", "Zoe", "Émile", "alice", "Alice"]
+    team = world.team(org, "T", coaches=[world.user(org, "coach", display_name=n) for n in names])
+    url = f"/api/v1/teams/{team}/report?from=2025-03-01&to=2025-03-31"
+    want = ["Alice", "alice", "bob", "Émile", "zed", "Zoe"]
+    rep = client.get(url, headers=admin.headers).get_json()
+    assert [r["coach"]["display_name"] for r in rep["coaches"]] == want
+    text = client.get(url + "&format=csv", headers=admin.headers).get_data(as_text=True)
+    rows = list(csv.reader(io.StringIO(text)))
+    assert [row[1] for row in rows[1:-1]] == want
+
+
 def test_report_pulls_are_audited(client, cast, world, report_path):
     client.get(coach_url(cast.coach.id), headers=cast.supervisor.headers)
     client.get(f"/api/v1/teams/{cast.team}/report", headers=cast.supervisor.headers)
@@ -588,3 +602,29 @@ def test_contacts_near_local_midnight_land_on_the_right_day(client, world):
         headers=coach.headers,
     ).get_json()
     assert [s["contacts"] for s in rep["series"]] == [1, 1]
+
+
+@pytest.mark.parametrize(
+    ("accept", "mimetype"),
+    [
+        ("text/csv", "text/csv"),
+        ("text/csv; charset=utf-8", "text/csv"),  # exactly the type served
+        ("text/csv;header=present", "text/csv"),  # RFC 4180's parameter
+        ("TEXT/CSV; Charset=UTF-8", "text/csv"),
+        ("application/json;q=0.5, text/csv; charset=utf-8", "text/csv"),
+        ("text/csv; charset=utf-8;q=0.5, application/json", "application/json"),
+        ("text/csv;q=0.5, application/json; charset=utf-8", "application/json"),
+        ("text/csv; charset=utf-8;q=0", "application/json"),
+        ("text/csv;q=0, */*", "application/json"),  # the most specific range decides
+        ("application/json, text/csv", "application/json"),
+        ("text/*", "text/csv"),
+        ("*/*", "application/json"),
+    ],
+)
+def test_csv_is_chosen_by_media_type_whatever_its_parameters(client, cast, report_path, accept,
+                                                            mimetype):
+    headers = {**cast.supervisor.headers, "Accept": accept}
+    for url in (coach_url(cast.coach.id), f"/api/v1/teams/{cast.team}/report"):
+        r = client.get(url, headers=headers)
+        assert r.status_code == 200 and r.mimetype == mimetype, (url, accept, r.mimetype)
+        assert "Accept" in r.headers.get("Vary", "")  # the representation depends on Accept
