@@ -20,6 +20,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from rapportnotes.extensions import db, jwt, limiter, migrate
 
     app = Flask(__name__, instance_path=os.environ.get("RAPPORTNOTES_INSTANCE") or None)
+    # ``/api/v1//contacts`` is an unknown path (a problem+json 404), not a 308 to a Location
+    # built from the Host header with an HTML body, which Werkzeug's slash merging answers.
+    app.url_map.merge_slashes = False
     app.config.update(settings.DEFAULTS)
     app.config.update(settings.from_env())
     if config:

@@ -82,6 +82,12 @@ def json_body(*, required: bool = True) -> Any:
         raise RequestEntityTooLarge()
     if not raw and not required:
         return None
+    coding = request.headers.get("Content-Encoding", "").strip().lower()
+    if coding not in ("", "identity"):
+        # Read as it is, a gzip body was a misleading 400 and a mislabelled one was stored:
+        # RFC 9110 section 15.5.16 (415, with Accept-Encoding naming what is accepted).
+        raise ApiError(415, "The request body must not be content-encoded.",
+                       headers={"Accept-Encoding": "identity"})
     if request.mimetype != "application/json":
         raise ApiError(415, "The request body must be declared as application/json.")
     try:

@@ -153,6 +153,16 @@ def _raw_token() -> str | None:
 
 
 def init_app(app: Flask) -> None:
+    @app.before_request
+    def _bearer_scheme_is_case_insensitive() -> None:
+        """RFC 9110 section 11.1: the scheme is case-insensitive (``bearer x`` is ``Bearer x``),
+        but flask-jwt-extended only finds a token after exactly ``JWT_HEADER_TYPE``."""
+        header = request.environ.get("HTTP_AUTHORIZATION")
+        if header:
+            parts = header.strip().split(None, 1)
+            if len(parts) == 2 and parts[0] != "Bearer" and parts[0].lower() == "bearer":
+                request.environ["HTTP_AUTHORIZATION"] = "Bearer " + parts[1]
+
     @jwt.unauthorized_loader
     def _missing(reason: str) -> Response:
         return _unauthorized("A bearer token is required.", error="")

@@ -195,3 +195,13 @@ def test_role_and_organisation_come_from_the_database(client, world):
     r = client.patch(f"/api/v1/users/{admin.id}", json={"role": "coach"}, headers=keeper.headers)
     assert r.status_code == 200
     assert_problem(client.get("/api/v1/users", headers=admin.headers), 403)  # same token, new role
+
+
+def test_the_bearer_scheme_is_case_insensitive(client, world):
+    """RFC 9110 section 11.1: ``bearer``, ``BEARER`` and ``Bearer`` name the same scheme."""
+    org = world.org()
+    u = world.user(org, "coach")
+    for scheme in ("bearer", "BEARER", "bEaReR"):
+        r = client.get("/api/v1/me", headers={"Authorization": f"{scheme} {u.access_token}"})
+        assert r.status_code == 200, (scheme, r.get_json())
+    assert_problem(client.get("/api/v1/me", headers={"Authorization": f"Basic {u.access_token}"}), 401)

@@ -74,6 +74,18 @@ def test_unknown_route_and_wrong_method(client, cast):
     assert "OPTIONS" not in r.headers["Allow"] and "GET" in r.headers["Allow"]
 
 
+@pytest.mark.parametrize("path", ["/api/v1//contacts", "/api/v1/contacts//", "//api/v1/me",
+                                  "/api/v1/teams//report"])
+def test_doubled_slashes_are_unknown_paths_not_redirects(app, cast, path):
+    from flask.testing import FlaskClient
+
+    plain = FlaskClient(app, app.response_class)  # the validating client cannot match a redirect
+    for method in ("GET", "POST"):
+        r = plain.open(path, method=method, headers={**cast.coach.headers, "Host": "evil.example"})
+        assert_problem(r, 404)
+        assert "Location" not in r.headers
+
+
 def test_unexpected_errors_are_bare_500_problems(database_url):
     app = make_app(database_url, TESTING=False, PROPAGATE_EXCEPTIONS=False)
 
@@ -104,3 +116,20 @@ def test_request_id_is_echoed_when_safe_and_replaced_otherwise(client):
     for bad in ("has space", "x" * 129, "semi;colon"):
         rid = client.get("/healthz", headers={"X-Request-ID": bad}).headers["X-Request-ID"]
         assert rid != bad and len(rid) == 32
+
+
+def test_a_content_encoded_body_is_415(client, cast, world):
+    """The body is never decoded: a gzip body is not "invalid JSON", and a body labelled gzip
+    that is not must not be stored as if it were plain."""
+    import gzip
+
+    plain = b'{"name": "Encoded"}'
+    for coding, data in (("gzip", gzip.compress(plain)), ("gzip", plain), ("br", plain)):
+        r = client.post(URL, data=data, content_type="application/json",
+                        headers={**cast.admin.headers, "Content-Encoding": coding})
+        assert_problem(r, 415)
+        assert r.headers["Accept-Encoding"] == "identity"
+    assert world.count(Team) == 3
+    r = client.post(URL, data=plain, content_type="application/json",
+                    headers={**cast.admin.headers, "Content-Encoding": "identity"})
+    assert r.status_code == 201
