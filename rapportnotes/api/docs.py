@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app, send_from_directory
+from flask import Blueprint, Response, abort, current_app, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 
 bp = Blueprint("docs", __name__)
@@ -20,8 +20,10 @@ _PAGE = """<!doctype html>
 <script src="/docs/init.js"></script>
 </body></html>"""
 
+# validatorUrl: null: Swagger UI's default shows a badge loaded from validator.swagger.io (and a
+# link there carrying this document's URL) on every host but localhost/127.0.0.1.
 _INIT = """window.ui = SwaggerUIBundle({url: "/api/v1/openapi.yaml", dom_id: "#ui",
-  deepLinking: true, persistAuthorization: false});"""
+  deepLinking: true, persistAuthorization: false, validatorUrl: null});"""
 
 
 def spec_path() -> Path:
@@ -54,6 +56,13 @@ def init_js():
     return Response(_INIT, mimetype="text/javascript")
 
 
+# Only what /docs loads: the package also holds Swagger UI's stock index.html, whose
+# swagger-initializer.js fetches https://petstore.swagger.io/v2/swagger.json.
+_ASSETS = frozenset({"swagger-ui.css", "swagger-ui-bundle.js", "favicon-16x16.png", "favicon-32x32.png"})
+
+
 @site.get("/docs/assets/<path:filename>")
 def assets(filename: str):
+    if filename not in _ASSETS:
+        abort(404)
     return send_from_directory(swagger_ui_path, filename)
