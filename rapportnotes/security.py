@@ -147,9 +147,16 @@ def unauthorized(detail: str = "Invalid credentials.") -> ApiError:
 
 
 def _raw_token() -> str | None:
-    header = request.headers.get("Authorization", "")
-    parts = header.split(None, 1)
-    return parts[1].strip() if len(parts) == 2 and parts[0].lower() == "bearer" else None
+    """The bearer token exactly as flask-jwt-extended finds it (``_decode_jwt_from_headers``):
+    the header is a comma-separated list (surrounding commas dropped) in which exactly one item
+    is ``Bearer <token>``. Reading it any other way lets ``Bearer <token>,`` authenticate while
+    ``signed_subject`` (the password-change limit's key) and ``_raw_claims`` see another string."""
+    header = request.headers.get("Authorization", "").strip().strip(",")
+    items = [s for s in re.split(r",\s*", header) if s and s.split()[0].lower() == "bearer"]
+    if len(items) != 1:
+        return None
+    parts = items[0].split()
+    return parts[1] if len(parts) == 2 else None
 
 
 def init_app(app: Flask) -> None:

@@ -150,3 +150,22 @@ def test_on_a_real_redis(database_url, redis_url, app):
         assert r.dbsize() > 0  # the counters really lived in Redis
     finally:
         r.flushdb()
+
+
+def test_a_listed_authorization_header_does_not_dodge_the_password_limit(app):
+    """flask-jwt-extended reads ``Authorization`` as a comma-separated list (``Bearer <t>,``
+    authenticates as ``<t>``): the per-account limit must read the token the same way, or a
+    trailing comma makes every wrong guess of the current password free."""
+    client = app.test_client()
+    w = World(app)
+    u = w.user(w.org(), "coach")
+    body = {"current_password": "wrong-password-1", "new_password": "a-brand-new-password-7"}
+    for fmt in ("Bearer {},", "Bearer {}, Basic eA==", "bearer {} ,"):
+        headers = {"Authorization": fmt.format(u.access_token)}
+        assert client.get("/api/v1/me", headers=headers).status_code == 200  # it authenticates
+    statuses = [client.post("/api/v1/me/password", json=body,
+                            headers={"Authorization": f"Bearer {u.access_token},"}).status_code
+                for _ in range(6)]
+    assert statuses == [401] * 5 + [429], statuses
+    r = client.post("/api/v1/me/password", json=body, headers=u.headers)
+    assert_problem(r, 429)  # the same account's counter, however the header was written
