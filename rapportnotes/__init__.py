@@ -28,6 +28,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if config:
         app.config.update(config)
     settings.finalise(app.config, app.instance_path)
+    if app.config["TRUSTED_PROXY_HOPS"]:
+        # Behind a load balancer every request's peer is the balancer: without this, one
+        # address's login limit is everyone's, and audit rows all name the balancer.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXY_HOPS"])  # type: ignore[method-assign]
 
     from rapportnotes.services import passwords
 

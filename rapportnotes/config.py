@@ -35,6 +35,9 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_LIMIT_PER_ADDRESS": "30 per minute",
     "PASSWORD_CHANGE_LIMIT_PER_USER": "5 per minute;20 per hour",
     "LOG_LEVEL": "INFO",
+    # Reverse proxies in front of the app whose X-Forwarded-For is trusted (ProxyFix x_for);
+    # 0 (default): the peer address is the client's, and X-Forwarded-For is ignored.
+    "TRUSTED_PROXY_HOPS": 0,
     "IDEMPOTENCY_TTL_HOURS": 24,
     # Sync (``updated_since``) only serves changes at least this old, so a transaction that
     # commits late cannot slip in behind a cursor a client already passed.
@@ -59,6 +62,7 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "LOG_LEVEL": ("LOG_LEVEL", str),
     "DB_STATEMENT_TIMEOUT_MS": ("DB_STATEMENT_TIMEOUT_MS", int),
     "DB_PING_IDLE_S": ("DB_PING_IDLE_S", float),
+    "TRUSTED_PROXY_HOPS": ("TRUSTED_PROXY_HOPS", int),
 }
 
 
@@ -101,6 +105,8 @@ def finalise(config: dict[str, Any], instance_path: str) -> None:
     if len(key.encode()) < MIN_KEY_BYTES:
         raise ConfigError(f"JWT_SECRET_KEY must be at least {MIN_KEY_BYTES} bytes.")
     config["JWT_SECRET_KEY"] = key
+    if not 0 <= config["TRUSTED_PROXY_HOPS"] <= 10:
+        raise ConfigError("TRUSTED_PROXY_HOPS must be between 0 and 10.")
 
     config.update(
         JWT_TOKEN_LOCATION=["headers"],

@@ -169,3 +169,37 @@ def test_a_listed_authorization_header_does_not_dodge_the_password_limit(app):
     assert statuses == [401] * 5 + [429], statuses
     r = client.post("/api/v1/me/password", json=body, headers=u.headers)
     assert_problem(r, 429)  # the same account's counter, however the header was written
+
+
+def _behind_proxy(client, email, xff, proxy="10.0.0.254", password="wrong-password-1"):
+    return client.post(LOGIN, json={"email": email, "password": password},
+                       headers={"X-Forwarded-For": xff}, environ_overrides={"REMOTE_ADDR": proxy})
+
+
+def test_behind_a_load_balancer_each_client_has_its_own_address_limit(database_url):
+    """SPEC §1: app processes sit behind a load balancer, so every peer address is the
+    balancer's. Without a trusted-proxy setting, 30 bad logins from anyone lock everyone out."""
+    run_isolated(
+        database_url,
+        """
+        from tests.test_ratelimit import _behind_proxy
+        c = app.test_client()
+        w = World(app)
+        victim = w.user(w.org(), "coach", login=False)
+        for i in range(30):
+            assert _behind_proxy(c, f"spray{i}@example.org", "203.0.113.7").status_code == 401
+        assert _behind_proxy(c, "more@example.org", "203.0.113.7").status_code == 429
+        # spoofing an extra hop does not help the attacker: only the balancer's entry is trusted
+        assert _behind_proxy(c, "more@example.org", "1.2.3.4, 203.0.113.7").status_code == 429
+        r = _behind_proxy(c, victim.email, "198.51.100.9", password=victim.password)
+        assert r.status_code == 200, r.status_code  # another client behind the same balancer
+    """,
+        TRUSTED_PROXY_HOPS=1,
+    )
+
+
+def test_without_trusted_proxies_x_forwarded_for_is_ignored(app):
+    client = app.test_client()
+    for i in range(30):
+        assert _behind_proxy(client, f"spray{i}@example.org", f"203.0.113.{i}").status_code == 401
+    assert_problem(_behind_proxy(client, "more@example.org", "198.51.100.9"), 429)
