@@ -135,3 +135,119 @@ def test_every_tenant_table_and_index_leads_with_organisation_id():
             assert "organisation_id" in [c.name for c in fk.columns], (name, fk.name)
     assert {(t, i.name) for t in tables for i in tables[t].indexes
             if _lead(i.columns) != "organisation_id"} == GLOBAL_INDEXES
+
+
+# --- a table rebuild keeps the rows that refer to the table -------------------------------------
+
+_REBUILD = '''"""Widen contacts.setting: a change SQLite makes only by rebuilding the table."""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "9999"
+down_revision = {head!r}
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table("contacts") as batch_op:
+        batch_op.alter_column("setting", existing_type=sa.String(64), type_=sa.String(80))
+
+
+def downgrade():
+    with op.batch_alter_table("contacts") as batch_op:
+        batch_op.alter_column("setting", existing_type=sa.String(80), type_=sa.String(64))
+'''
+
+
+def test_a_table_rebuilding_migration_keeps_the_rows_that_refer_to_it(fresh_app, backend, tmp_path):
+    """SQLite alters most things by copying the table and dropping the old one; with foreign keys
+    on, that DROP cascades to the rows referring to it (every tag of every contact)."""
+    import shutil
+    import uuid as uuid_
+    from datetime import UTC, datetime
+
+    from rapportnotes.models import Contact, ContactBehaviour
+    from rapportnotes.services.organisations import create_organisation, create_user
+
+    directory = tmp_path / "migrations"
+    shutil.copytree(_migrations_dir(), directory)
+    config = Config()
+    config.set_main_option("script_location", str(directory))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    (directory / "versions" / "9999_rebuild_contacts.py").write_text(_REBUILD.format(head=head))
+    now = datetime.now(UTC)
+    with fresh_app.app_context():
+        upgrade()
+        org = create_organisation(db.session, "Rebuild")
+        coach = create_user(db.session, org.id, email="rebuild@example.org", display_name="Coach",
+                            role="coach", password="correct-horse-battery-staple")
+        db.session.flush()
+        for _ in range(3):
+            cid = uuid_.uuid4()
+            db.session.execute(Contact.__table__.insert().values(
+                organisation_id=org.id, id=cid, coach_id=coach.id, peer_ref="p1", occurred_at=now,
+                local_date=now.date(), duration_minutes=30, modality="phone", created_at=now,
+                updated_at=now, version=1, deleted=False))
+            db.session.execute(ContactBehaviour.__table__.insert().values(
+                organisation_id=org.id, contact_id=cid, code="empathy"))
+        db.session.commit()
+        upgrade(directory=str(directory))
+        db.session.remove()
+        with db.engine.connect() as conn:
+            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "9999"
+            assert conn.scalar(text("SELECT count(*) FROM contacts")) == 3
+            assert conn.scalar(text("SELECT count(*) FROM contact_behaviours")) == 3
+            if backend == "sqlite":  # and the pooled connection enforces foreign keys again
+                assert conn.scalar(text("PRAGMA foreign_keys")) == 1
+
+
+# --- the migrated schema is the models' schema, clause for clause ---------------------------------
+
+def _schema(engine) -> dict:
+    """Everything the database reports about each table, in a comparable form. Autogenerate
+    (above) does not compare server defaults, CHECK constraints or partial-index predicates."""
+    insp = inspect(engine)
+
+    def norm(value) -> str | None:
+        return None if value is None else " ".join(str(value).split())
+
+    out = {}
+    for table in sorted(set(insp.get_table_names()) - {"alembic_version"}):
+        out[table] = {
+            "columns": [(c["name"], str(c["type"]), c["nullable"], norm(c.get("default")))
+                        for c in insp.get_columns(table)],
+            "pk": insp.get_pk_constraint(table)["constrained_columns"],
+            "fks": sorted((fk["name"], tuple(fk["constrained_columns"]), fk["referred_table"],
+                           tuple(fk["referred_columns"]), tuple(sorted(fk.get("options", {}).items())))
+                          for fk in insp.get_foreign_keys(table)),
+            "indexes": sorted((ix["name"], tuple(ix["column_names"]), bool(ix["unique"]),
+                               tuple(sorted((k, norm(v)) for k, v in ix.get("dialect_options", {}).items()
+                                            if k.endswith("_where"))))
+                              for ix in insp.get_indexes(table)),
+            "uniques": sorted((u["name"], tuple(u["column_names"]))
+                              for u in insp.get_unique_constraints(table)),
+            "checks": sorted((c["name"], norm(c["sqltext"])) for c in insp.get_check_constraints(table)),
+        }
+    return out
+
+
+def test_the_migrated_schema_is_the_one_the_models_create(fresh_app, backend, tmp_path):
+    if backend == "sqlite":
+        url, drop = f"sqlite:///{tmp_path / 'models.db'}", None
+    else:
+        url = drop = create_pg_database("rn_models")
+    models_app = make_app(url)
+    try:
+        with fresh_app.app_context():
+            upgrade()
+            migrated = _schema(db.engine)
+        with models_app.app_context():
+            db.create_all()
+            created = _schema(db.engine)
+            db.engine.dispose()
+    finally:
+        if drop:
+            drop_pg_database(drop)
+    assert set(migrated) == TABLES
+    assert migrated == created
