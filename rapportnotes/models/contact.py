@@ -47,8 +47,11 @@ class Contact(db.Model):
         # Listing: newest first, keyset on (occurred_at, id).
         Index("ix_contacts_org_occurred", "organisation_id", "occurred_at", "id"),
         Index("ix_contacts_org_coach_occurred", "organisation_id", "coach_id", "occurred_at", "id"),
-        # Sync: changes in (updated_at, id) order.
+        # Sync: changes in (updated_at, id) order; a coach's own device syncs by coach.
         Index("ix_contacts_org_updated", "organisation_id", "updated_at", "id"),
+        Index("ix_contacts_org_coach_updated", "organisation_id", "coach_id", "updated_at", "id"),
+        # Listing one peer's contacts (the case system's usual question), newest first.
+        Index("ix_contacts_org_peer", "organisation_id", "peer_ref", "occurred_at", "id"),
         Index(
             "uq_contacts_org_external_id",
             "organisation_id",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -391,10 +391,17 @@ def list_contacts(
         q = q.where(Contact.coach_id == f.coach_id)
     if f.peer_ref is not None:
         q = q.where(Contact.peer_ref == f.peer_ref)
+    # ``local_date`` decides; the same days widened by a day on each side as UTC instants (wider
+    # than any zone's offset) bound ``occurred_at`` too, so the listing indexes scan only the
+    # period, not every newer contact of the organisation.
     if f.first is not None:
         q = q.where(Contact.local_date >= f.first)
+        if f.first > date.min + timedelta(days=1):
+            q = q.where(Contact.occurred_at >= datetime.combine(f.first - timedelta(days=1), time(0), UTC))
     if f.last is not None:
         q = q.where(Contact.local_date <= f.last)
+        if f.last < date.max - timedelta(days=2):
+            q = q.where(Contact.occurred_at < datetime.combine(f.last + timedelta(days=2), time(0), UTC))
     if f.modality is not None:
         q = q.where(Contact.modality == f.modality)
     if f.behaviour is not None:
