@@ -97,13 +97,17 @@ def drop_pg_database(url: str) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Drop the combinations that do not exist, instead of skipping them: on SQLite, tests marked
-    ``postgres`` and the one-statement report path (a PostgreSQL statement)."""
+    ``postgres`` and the one-statement report path (a PostgreSQL statement); on PostgreSQL, tests
+    marked ``sqlite``."""
     keep, drop = [], []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         pg_only = (item.get_closest_marker("postgres") is not None
                    or params.get("report_path") == "one-statement")
-        (drop if pg_only and params.get("backend") == "sqlite" else keep).append(item)
+        sqlite_only = item.get_closest_marker("sqlite") is not None
+        backend = params.get("backend")
+        (drop if (pg_only and backend == "sqlite") or (sqlite_only and backend == "postgresql")
+         else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -42,7 +42,7 @@ from rapportnotes.models import (
 from rapportnotes.models.types import utcnow
 from rapportnotes.schemas.fields import iso_z
 from rapportnotes.security import Principal, TokenCaller, checked_caller, supervised_coach_ids
-from rapportnotes.services import audit
+from rapportnotes.services import audit, locks
 from rapportnotes.services.behaviours import check_codes
 from rapportnotes.services.timezones import local_date
 
@@ -175,21 +175,34 @@ def create_contact(
         "deleted": False,
         "deleted_at": None,
     }
-    body = contact_json(_Row(row), codes)
     engine = session.get_bind()
     if engine.dialect.name == "postgresql":
         event = audit.event_row(actor, "contact.create", target_type="contact", target_id=row["id"],
                                 status=201)
-        params = {f"c_{k}": v for k, v in row.items()}
-        params.update({f"a_{k}": v for k, v in event.items()}, codes=codes, n_codes=len(codes),
-                      roles=list(LOGGING_ROLES), generation=caller.token_generation, jti=caller.jti,
-                      timezone=tz)
+
+        def params() -> dict[str, Any]:
+            values = {f"c_{k}": v for k, v in row.items()}
+            values.update({f"a_{k}": v for k, v in event.items()}, codes=codes, n_codes=len(codes),
+                          roles=list(LOGGING_ROLES), generation=caller.token_generation,
+                          jti=caller.jti, timezone=tz)
+            return values
+
+        def stamped() -> dict[str, Any]:
+            # Stamped once the connection is ours, right before the statement's transaction
+            # starts: sync stops short of the oldest open transaction, not of a request still
+            # waiting for a pooled connection, so an older stamp could land behind a cursor.
+            row["created_at"] = row["updated_at"] = event["at"] = utcnow()
+            return params()
+
         if own_transaction:
-            stored = driver.execute_autocommit(engine, _pg_create_statement(), params)
+            stored = driver.execute_autocommit(engine, _pg_create_statement(), stamped)
         else:  # SQLAlchemy keeps an INSERT's row count only when asked (else -1: "stored")
-            stored = session.connection().execute(_pg_create_statement(), params,
+            stored = session.connection().execute(_pg_create_statement(), params(),
                                                   execution_options={"preserve_rowcount": True}).rowcount
-        return body if stored == 1 else None
+        return contact_json(_Row(row), codes) if stored == 1 else None
+    locks.stamp_in_commit_order(session)
+    row["created_at"] = row["updated_at"] = utcnow()
+    body = contact_json(_Row(row), codes)
     check_codes(session, org_id, codes)
     check_external_id(session, org_id, data.get("external_id"))
     conn = session.connection()
@@ -292,6 +305,7 @@ def update_contact(session: Session, contact: Contact, data: dict[str, Any], tz:
         if "behaviours" in data:
             codes = list(data["behaviours"] or [])
             check_codes(session, contact.organisation_id, codes, allowed_retired=current)
+        locks.stamp_in_commit_order(session)
         contact.updated_at = utcnow()
     # The versioned UPDATE goes first: of two edits of the same version, the loser fails here
     # (412) before it touches the tags, where it would meet the winner's rows (a 500).
@@ -327,6 +341,7 @@ def _replace_tags(session: Session, contact: Contact, old: set[str], new: set[st
 
 
 def soft_delete(session: Session, contact: Contact) -> None:
+    locks.stamp_in_commit_order(session)
     now = utcnow()
     contact.deleted = True
     contact.deleted_at = now

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from rapportnotes.models import User
@@ -31,3 +31,19 @@ def lock_user(session: Session, organisation_id: uuid.UUID, user_id: uuid.UUID) 
         # Every column it touches is set to itself, updated_at too (else its onupdate would stamp it).
         session.execute(update(users).where(where).values(token_generation=users.c.token_generation,
                                                          updated_at=users.c.updated_at))
+
+
+def stamp_in_commit_order(session: Session) -> None:
+    """Call before taking a ``updated_at`` that sync pages by: on SQLite, take the database's
+    write lock first, so that stamps follow commit order.
+
+    A sync client may move its cursor past any change it has seen; a change stamped earlier but
+    committed later would land behind that cursor and never reach it. SQLite lets one writer at
+    a time commit, but a writer that stamped and then waited for the lock (its busy handler is
+    not fair: others may take the lock meanwhile) commits an older stamp after newer ones. With
+    the lock held from before the stamp until the commit, no other write commits in between.
+    PostgreSQL needs nothing here: its transaction is already open when the stamp is taken, and
+    sync stops short of the oldest open transaction (``services.contacts.sync_horizon``).
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("UPDATE organisations SET id = id WHERE 0"))  # a write: takes the lock

@@ -402,8 +402,10 @@ def test_create_is_one_statement_outside_a_transaction_block_on_postgresql(clien
     if backend == "postgresql":
         # Caller check, contact, tags and audit row in one statement; no BEGIN/COMMIT.
         assert seen == [("WITH", True)]
-    else:  # caller, taxonomy check, contact, the zone once more, tags, audit row: one transaction
-        assert [s for s, _ in seen] == ["SELECT", "SELECT", "INSERT", "SELECT", "INSERT", "INSERT"]
+    else:  # caller, write lock (stamps in commit order), taxonomy check, contact, the zone once
+        # more, tags, audit row: one transaction
+        assert [s for s, _ in seen] == ["SELECT", "UPDATE", "SELECT", "INSERT", "SELECT", "INSERT",
+                                        "INSERT"]
     assert world.count(ContactBehaviour) == 4
     assert ("contact.create", 201) in world.audit_actions(cast.org)
     assert_pool_back_in_transactions(app)

@@ -317,3 +317,103 @@ def test_a_write_stalled_past_the_settle_window_is_not_skipped_by_sync(app, clie
     mark = max(c["updated_at"] for c in mirror.values())
     mirror |= {c["id"]: c for c in walk(client, cast.admin, f"&updated_since={mark}")}
     assert mirror[a["id"]]["duration_minutes"] == 77 and len(mirror) == 2
+
+
+@pytest.mark.postgres
+def test_a_create_waiting_for_a_pooled_connection_is_not_skipped_by_sync(app, client, cast, monkeypatch):
+    """Found by a sync pass: the one-statement create stamped ``updated_at`` before it checked a
+    connection out of the pool; a wait there (a busy pool waits up to DB_POOL_TIMEOUT_S) is no
+    open transaction, so the sync horizon did not hold back for it, and the contact landed
+    behind a cursor that a later contact had already moved past."""
+    import threading
+    import time
+
+    from sqlalchemy import event
+
+    from rapportnotes.extensions import db
+
+    monkeypatch.setitem(app.config, "SYNC_SETTLE_SECONDS", 0.2)
+    make(client, cast.coach2, 0)  # the organisation's zone is known: the create is one statement
+    waiting = threading.Event()
+
+    def slow_checkout(*_args):
+        if threading.current_thread().name == "waits-for-the-pool" and not waiting.is_set():
+            waiting.set()
+            time.sleep(1.5)  # every pooled connection busy
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine.pool, "checkout", slow_checkout)
+    try:
+        results = []
+        create = threading.Thread(name="waits-for-the-pool", target=lambda: results.append(
+            app.test_client().post(URL, json={"peer_ref": "P-W", "occurred_at": BASE.isoformat(),
+                                              "duration_minutes": 5, "modality": "phone"},
+                                   headers=cast.coach.headers)))
+        create.start()
+        assert waiting.wait(5)
+        make(client, cast.coach2, 1)  # a later contact that commits at once
+        time.sleep(0.4)
+        mirror = {c["id"]: c for c in walk(client, cast.admin, "&updated_since=2000-01-01T00:00:00Z")}
+        create.join(10)
+    finally:
+        event.remove(engine.pool, "checkout", slow_checkout)
+    assert results and results[0].status_code == 201
+    time.sleep(0.3)
+    mark = max(c["updated_at"] for c in mirror.values())
+    mirror |= {c["id"]: c for c in walk(client, cast.admin, f"&updated_since={mark}")}
+    assert results[0].get_json()["id"] in mirror and len(mirror) == 3
+
+
+@pytest.mark.sqlite  # PostgreSQL's open transactions hold sync back instead (tests above)
+@pytest.mark.parametrize("change", ["create", "edit", "delete"])
+def test_a_write_waiting_for_the_sqlite_lock_is_not_skipped_by_sync(app, client, cast, change, monkeypatch):
+    """Found by a sync pass: on SQLite a write stamped ``updated_at``, then waited for the write
+    lock (up to the 5 s busy timeout, past the settle window) while another writer committed a
+    later stamp; a client whose cursor passed that later change never saw this one. The lock
+    is now taken before the stamp."""
+    import sqlite3
+    import threading
+    import time
+
+    monkeypatch.setitem(app.config, "SYNC_SETTLE_SECONDS", 0.2)
+    first = make(client, cast.coach, 0)
+    path = app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
+    other = sqlite3.connect(path, isolation_level=None, timeout=10, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    request = {
+        "create": lambda c: c.post(URL, json={"peer_ref": "WAITED", "occurred_at": BASE.isoformat(),
+                                              "duration_minutes": 5, "modality": "phone"},
+                                   headers=cast.coach.headers),
+        "edit": lambda c: c.patch(f"{URL}/{first['id']}", json={"duration_minutes": 77},
+                                  headers=cast.coach.headers),
+        "delete": lambda c: c.delete(f"{URL}/{first['id']}", headers=cast.coach.headers),
+    }[change]
+    results = []
+    waiting = threading.Thread(target=lambda: results.append(request(app.test_client())))
+    waiting.start()
+    time.sleep(0.3)  # the request is waiting for the lock
+    now = datetime.now(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    org, coach, day = other.execute("SELECT organisation_id, coach_id, local_date FROM contacts").fetchone()
+    other.execute("INSERT INTO contacts (organisation_id, id, coach_id, peer_ref, occurred_at, local_date,"
+                  " duration_minutes, modality, created_at, updated_at, version, deleted)"
+                  " VALUES (?, ?, ?, 'LATER', ?, ?, 5, 'phone', ?, ?, 1, 0)",
+                  (org, uuid.uuid4().hex, coach, now, day, now, now))
+    other.execute("COMMIT")  # a later change commits first,
+    other.execute("BEGIN IMMEDIATE")  # and the lock is taken again before the waiter polls
+    releaser = threading.Timer(1.2, lambda: (other.execute("COMMIT"), other.close()))
+    releaser.start()
+    time.sleep(0.4)
+    mirror = {c["id"]: c for c in walk(client, cast.admin, "&updated_since=2000-01-01T00:00:00Z")}
+    releaser.join()
+    waiting.join(10)
+    assert results and results[0].status_code in (201, 200, 204), results
+    time.sleep(0.3)
+    mark = max(c["updated_at"] for c in mirror.values())
+    mirror |= {c["id"]: c for c in walk(client, cast.admin, f"&updated_since={mark}")}
+    changed = results[0].get_json()["id"] if change == "create" else first["id"]
+    assert changed in mirror
+    if change == "edit":
+        assert mirror[changed]["duration_minutes"] == 77
+    if change == "delete":
+        assert mirror[changed]["deleted"] is True
