@@ -12,6 +12,7 @@ from logging.config import fileConfig
 
 from alembic import context
 from flask import current_app
+from sqlalchemy import event
 
 config = context.config
 if config.config_file_name is not None:
@@ -80,22 +81,36 @@ def run_migrations_online():
             # SQLite can only make by rebuilding the table drops the old table, and with foreign
             # keys on that DROP deletes the rows referring to it (ON DELETE CASCADE: every tag of
             # every contact) or fails. Off while migrating (a no-op inside a transaction, so set
-            # first), checked afterwards, and on again before the connection goes back to the pool.
-            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            connection.commit()
+            # first), and on again before the connection goes back to the pool.
+            #
+            # pysqlite opens a transaction only before INSERT/UPDATE/DELETE, so DDL would commit
+            # as it runs (a failed rebuild leaves ``_alembic_tmp_*`` behind). With its implicit
+            # transactions off and an explicit BEGIN, the whole upgrade, and the foreign-key check
+            # at its end, is one transaction: a failure anywhere rolls all of it back.
+            dbapi = connection.connection.driver_connection
+            connection.rollback()
+            dbapi.isolation_level = None
+            dbapi.execute("PRAGMA foreign_keys=OFF")
+            event.listen(connection, "begin", _sqlite_begin)
+            conf_args["transactional_ddl"] = True
         try:
             context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
             with context.begin_transaction():
                 context.run_migrations()
-            if sqlite:
-                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-                if broken:
-                    raise RuntimeError(f"migration left rows with dangling foreign keys: {broken[:5]}")
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"migration left rows with dangling foreign keys: {broken[:5]}")
         finally:
             if sqlite:
                 connection.rollback()
-                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
-                connection.commit()
+                event.remove(connection, "begin", _sqlite_begin)
+                dbapi.execute("PRAGMA foreign_keys=ON")
+                dbapi.isolation_level = ""
+
+
+def _sqlite_begin(connection):
+    connection.exec_driver_sql("BEGIN")
 
 
 if context.is_offline_mode():

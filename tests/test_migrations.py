@@ -251,3 +251,52 @@ def test_the_migrated_schema_is_the_one_the_models_create(fresh_app, backend, tm
             drop_pg_database(drop)
     assert set(migrated) == TABLES
     assert migrated == created
+
+
+# --- on SQLite a failed upgrade leaves nothing behind --------------------------------------------
+
+_FAILING = '''import sqlalchemy as sa
+from alembic import op
+
+revision = "9999"
+down_revision = {head!r}
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+{body}
+
+
+def downgrade():
+    pass
+'''
+_ORPHAN = '''    op.execute("INSERT INTO contact_behaviours (organisation_id, contact_id, code) VALUES "
+               "('00000000000000000000000000000001', '00000000000000000000000000000002', 'x')")'''
+_REBUILD_THEN_FAIL = '''    with op.batch_alter_table("contacts") as batch_op:
+        batch_op.alter_column("setting", existing_type=sa.String(64), type_=sa.String(80))
+    raise RuntimeError("a later step failed")'''
+
+
+@pytest.mark.sqlite
+@pytest.mark.parametrize("body", [_ORPHAN, _REBUILD_THEN_FAIL], ids=["dangling-key", "failed-rebuild"])
+def test_a_failed_sqlite_upgrade_is_rolled_back(fresh_app, tmp_path, body):
+    import shutil
+
+    directory = tmp_path / "migrations"
+    shutil.copytree(_migrations_dir(), directory)
+    config = Config()
+    config.set_main_option("script_location", str(directory))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    (directory / "versions" / "9999_fails.py").write_text(_FAILING.format(head=head, body=body))
+    with fresh_app.app_context():
+        upgrade()
+        with pytest.raises(SystemExit):  # Flask-Migrate reports the error and exits 1
+            upgrade(directory=str(directory))
+        db.session.remove()
+        with db.engine.connect() as conn:
+            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == head
+            assert conn.scalar(text("SELECT count(*) FROM contact_behaviours")) == 0
+            leftovers = "SELECT count(*) FROM sqlite_master WHERE name LIKE '_alembic_tmp%'"
+            assert conn.scalar(text(leftovers)) == 0
+            assert conn.scalar(text("PRAGMA foreign_keys")) == 1
