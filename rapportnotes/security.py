@@ -152,7 +152,7 @@ def _raw_token() -> str | None:
     is ``Bearer <token>``. Reading it any other way lets ``Bearer <token>,`` authenticate while
     ``signed_subject`` (the password-change limit's key) and ``_raw_claims`` see another string."""
     header = request.headers.get("Authorization", "").strip().strip(",")
-    items = [s for s in re.split(r",\s*", header) if s and s.split()[0].lower() == "bearer"]
+    items = [s for s in re.split(r",\s*", header) if [w.lower() for w in s.split()[:1]] == ["bearer"]]
     if len(items) != 1:
         return None
     parts = items[0].split()
@@ -165,6 +165,12 @@ def init_app(app: Flask) -> None:
         """RFC 9110 section 11.1: the scheme is case-insensitive (``bearer x`` is ``Bearer x``),
         but flask-jwt-extended only finds a token after exactly ``JWT_HEADER_TYPE``."""
         header = request.environ.get("HTTP_AUTHORIZATION")
+        if header and re.search(r",\s*\S", header):
+            # An item that is only whitespace (``, , Bearer t``) makes flask-jwt-extended's
+            # ``s.split()[0]`` raise IndexError: a 500 instead of a 401. Drop such items.
+            items = re.split(r",\s*", header.strip().strip(","))
+            header = ", ".join(item for item in items if item.strip())
+            request.environ["HTTP_AUTHORIZATION"] = header
         if header:
             parts = header.strip().split(None, 1)
             if len(parts) == 2 and parts[0] != "Bearer" and parts[0].lower() == "bearer":

@@ -205,3 +205,15 @@ def test_the_bearer_scheme_is_case_insensitive(client, world):
         r = client.get("/api/v1/me", headers={"Authorization": f"{scheme} {u.access_token}"})
         assert r.status_code == 200, (scheme, r.get_json())
     assert_problem(client.get("/api/v1/me", headers={"Authorization": f"Basic {u.access_token}"}), 401)
+
+
+def test_an_authorization_list_with_a_blank_item_is_a_401_not_a_500(client, world):
+    """flask-jwt-extended reads ``s.split()[0]`` of every comma-separated item: a blank one
+    (``, , x``) raised IndexError, a 500 on every authenticated endpoint."""
+    u = world.user(world.org(), "coach")
+    for header in (", , x", "x, , y", ",\t,"):
+        assert_problem(client.get("/api/v1/me", headers={"Authorization": header}), 401)
+        r = client.post("/api/v1/me/password", json={}, headers={"Authorization": header})
+        assert_problem(r, 401)
+    r = client.get("/api/v1/me", headers={"Authorization": f", , Bearer {u.access_token}"})
+    assert r.status_code == 200
