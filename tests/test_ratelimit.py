@@ -55,6 +55,51 @@ def test_failed_logins_per_email(app):
     check_per_email_limit(app)
 
 
+def check_concurrent_guesses(app, n: int = 12) -> None:
+    """Guesses sent at once: each must take its slot before its password is checked (with the
+    limit only tested up front, all twelve were checked and all twelve got a 401)."""
+    import threading
+    import time
+
+    from rapportnotes.services import passwords
+
+    w = World(app)
+    u = w.user(w.org(), "coach")
+    real = passwords.verify_password
+
+    def slow(stored, given):  # every guess is in flight before the first one finishes
+        time.sleep(0.3)
+        return real(stored, given)
+
+    passwords.verify_password = slow
+    try:
+        start = threading.Barrier(n)
+        logins, changes = [], []
+
+        def guess(i):
+            c = app.test_client()
+            start.wait()
+            logins.append(_fail(c, u.email, f"10.7.0.{i}").status_code)
+            start.wait()
+            changes.append(c.post("/api/v1/me/password", headers=u.headers, json={
+                "current_password": f"guess-{i}-xxxxxxxx", "new_password": "a-brand-new-password-7"
+            }).status_code)
+
+        threads = [threading.Thread(target=guess, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        passwords.verify_password = real
+    assert sorted(logins) == [401] * 5 + [429] * (n - 5), logins
+    assert sorted(changes) == [401] * 5 + [429] * (n - 5), changes
+
+
+def test_concurrent_guesses_cannot_overrun_the_limits(app):
+    check_concurrent_guesses(app)
+
+
 def test_failed_logins_per_client_address(app):
     client = app.test_client()
     for i in range(30):
@@ -96,7 +141,7 @@ def run_isolated(database_url: str, body: str, **config: str) -> None:
     script = textwrap.dedent(f"""
         from tests.conftest import make_app
         from tests.support.world import World
-        from tests.test_ratelimit import _fail, _ok, check_per_email_limit
+        from tests.test_ratelimit import _fail, _ok, check_concurrent_guesses, check_per_email_limit
         app = make_app({database_url!r}, **{config!r})
     """) + textwrap.dedent(body)
     env = {k: v for k, v in os.environ.items() if k not in ("CI",)}
@@ -144,6 +189,7 @@ def test_on_a_real_redis(database_url, redis_url, app):
             database_url,
             """
             check_per_email_limit(app)
+            check_concurrent_guesses(app)
         """,
             RATELIMIT_STORAGE_URI=url,
         )

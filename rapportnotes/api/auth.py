@@ -10,6 +10,7 @@ from flask_jwt_extended import decode_token, get_jwt, verify_jwt_in_request
 from sqlalchemy import select, update
 
 from rapportnotes.api.common import actor_for, load_body
+from rapportnotes.attempts import only_failures_count
 from rapportnotes.errors import ApiError
 from rapportnotes.extensions import db, limiter
 from rapportnotes.jsonbody import loads_strict
@@ -48,8 +49,9 @@ def _address_limit() -> str:
 
 
 @bp.post("/login")
-@limiter.limit(_email_limit, key_func=_login_email, deduct_when=_failed)
-@limiter.limit(_address_limit, deduct_when=_failed)
+@limiter.limit(_email_limit, key_func=_login_email)
+@limiter.limit(_address_limit)
+@only_failures_count(_failed)
 def login():
     writes_take_no_query()
     data = load_body(LoginIn())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g
 
 from rapportnotes.api.common import actor_for, load_body, query_args
+from rapportnotes.attempts import only_failures_count
 from rapportnotes.errors import ApiError
 from rapportnotes.extensions import db, limiter
 from rapportnotes.schemas.auth import PasswordChangeIn
@@ -45,8 +46,8 @@ def _wrong_current_password(response) -> bool:
 
 
 @bp.post("/password")
-@limiter.limit(_password_limit, key_func=_account_key, exempt_when=_token_does_not_verify,
-               deduct_when=_wrong_current_password)
+@limiter.limit(_password_limit, key_func=_account_key, exempt_when=_token_does_not_verify)
+@only_failures_count(_wrong_current_password)
 @authenticated
 def change_password():
     """200 with fresh tokens: every other token of the user stops working, this client goes on.
