@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.core.parameters import ParameterLocation
+from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from tests.support.openapi_validation import spec
 
@@ -72,6 +73,14 @@ def test_fuzz(app, client, world, cast, operation, role, mode):
         if operation.label == "POST /auth/refresh":
             headers = {"Authorization": f"Bearer {user.refresh_token}"}
         response = case.call(headers=headers, app=app)
-        case.validate_response(response, headers=headers, transport_kwargs={"app": app})
+        # The headers above replace a generated (invalid or missing) Authorization: a case whose
+        # only invalid header was that one may be valid as sent. (Seen: its other invalid part, a
+        # query parameter with an empty name and an empty list, was not sent at all, and the 200
+        # was taken for invalid data accepted.) Any other invalid header is still checked.
+        only_auth = {k.lower() for k in case.headers or {}} <= {"authorization"}
+        undone = ([negative_data_rejection]
+                  if case.meta.is_negative_at(ParameterLocation.HEADER) and only_auth else [])
+        case.validate_response(response, headers=headers, transport_kwargs={"app": app},
+                               excluded_checks=undone)
 
     run()
