@@ -31,6 +31,9 @@ DEFAULTS: dict[str, Any] = {
     "ACCESS_TOKEN_TTL": 15 * 60,
     "REFRESH_TOKEN_TTL": 12 * 3600,
     "RATELIMIT_STORAGE_URI": "memory://",
+    # A Redis that stops answering must cost a request this long at most, then the in-memory
+    # fallback takes over (without it a hung Redis holds every worker until gunicorn kills it).
+    "RATELIMIT_STORAGE_TIMEOUT_S": 0.5,
     "LOGIN_LIMIT_PER_EMAIL": "5 per minute;20 per hour",
     "LOGIN_LIMIT_PER_ADDRESS": "30 per minute",
     "PASSWORD_CHANGE_LIMIT_PER_USER": "5 per minute;20 per hour",
@@ -121,9 +124,22 @@ def finalise(config: dict[str, Any], instance_path: str) -> None:
         JWT_VERIFY_SUB=True,
         RATELIMIT_HEADERS_ENABLED=True,
         RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
+        # Storage failing after a request's limits were checked (Redis dying mid-request) fails
+        # only the deduction of that one attempt, not the request with a 500; the next request
+        # checks again and falls back to memory (the check path never swallows: limits stay on).
+        RATELIMIT_SWALLOW_ERRORS=True,
         RATELIMIT_STORAGE_URI=config["RATELIMIT_STORAGE_URI"],
+        RATELIMIT_STORAGE_OPTIONS=_ratelimit_storage_options(config),
         SQLALCHEMY_ENGINE_OPTIONS=engine_options(config),
     )
+
+
+def _ratelimit_storage_options(config: dict[str, Any]) -> dict[str, Any]:
+    uri: str = config["RATELIMIT_STORAGE_URI"]
+    if not uri.startswith(("redis://", "rediss://", "redis+unix://")):
+        return {}
+    timeout = config["RATELIMIT_STORAGE_TIMEOUT_S"]
+    return {"socket_timeout": timeout, "socket_connect_timeout": timeout}
 
 
 def engine_options(config: dict[str, Any]) -> dict[str, Any]:

@@ -35,13 +35,19 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(level: str) -> None:
     root = logging.getLogger("rapportnotes")
-    if not any(getattr(h, "_rapportnotes", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter())
-        handler._rapportnotes = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
-        root.propagate = False
+    # Flask-Limiter says when Redis fails and limits fall back to per-process memory, and when
+    # it recovers; it only has a NullHandler, so without this the operator never hears of it.
+    # Its warnings only: its INFO line for a breached limit names the key, a login's email.
+    limits = logging.getLogger("flask-limiter")
+    for logger in (root, limits):
+        if not any(getattr(h, "_rapportnotes", False) for h in logger.handlers):
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(JsonFormatter())
+            handler._rapportnotes = True  # type: ignore[attr-defined]
+            logger.addHandler(handler)
+            logger.propagate = False
     root.setLevel(level.upper())
+    limits.setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
 
 
 def init_app(app: Flask) -> None:

@@ -45,3 +45,32 @@ def test_one_json_line_per_request_and_no_secrets(client, world):
     text = "\n".join(lines)
     for secret in ("marker-password-XYZZY", tok["access_token"], tok["refresh_token"], "SECRET-QUERY-REF"):
         assert secret not in text
+
+
+def test_the_rate_limiter_logs_its_outages_but_never_a_login_email(app, client):
+    """Flask-Limiter's lines reach the JSON log so an operator hears that Redis failed; its INFO
+    line for a breached limit names the key, a login's email, and stays out."""
+    from rapportnotes.requestlog import configure_logging
+
+    lines: list[str] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    limits = logging.getLogger("flask-limiter")
+    assert any(getattr(h, "_rapportnotes", False) for h in limits.handlers)
+    handler = Capture(level=logging.DEBUG)
+    limits.addHandler(handler)
+    configure_logging("INFO")  # the production default, whatever the tests run with
+    try:
+        for _ in range(7):
+            r = client.post("/api/v1/auth/login",
+                            json={"email": "marker-email@example.org", "password": "wrong-password-1"})
+        assert r.status_code == 429
+        limits.warning("Rate limit storage unreachable - falling back to in-memory storage")
+    finally:
+        limits.removeHandler(handler)
+        configure_logging(app.config["LOG_LEVEL"])
+    assert not any("marker-email" in line for line in lines), lines
+    assert any("falling back" in line for line in lines)

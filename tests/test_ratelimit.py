@@ -177,6 +177,53 @@ def test_dead_redis_falls_back_to_memory_and_still_limits(database_url):
     )
 
 
+def test_storage_dying_mid_request_is_not_a_500(database_url):
+    """Redis killed while a failed login is being verified: the limits were checked, then the
+    deduction fails. That attempt is a 401 as usual (gunicorn, 4 workers: one 500 per worker)."""
+    email = f"{uuid.uuid4().hex}@example.org"
+    run_isolated(
+        database_url,
+        f"""
+        import redis
+        from rapportnotes.extensions import limiter
+        def dead(*a, **k):
+            raise redis.exceptions.ConnectionError("Connection refused")
+        with app.app_context():
+            limiter.storage.incr = dead
+        c = app.test_client()
+        r = _fail(c, {email!r})
+        assert r.status_code == 401, r.status_code
+    """,
+    )
+
+
+def test_a_redis_that_stops_answering_falls_back_quickly(database_url):
+    """A Redis that accepts connections but never replies (a hung server, a dropped route) must
+    not hold the request (and with it a sync worker) until gunicorn's 30 s timeout."""
+    email = f"{uuid.uuid4().hex}@example.org"
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # connections complete in the kernel and are never answered
+    try:
+        run_isolated(
+            database_url,
+            f"""
+            import time
+            c = app.test_client()
+            started = time.monotonic()
+            statuses = [_fail(c, {email!r}).status_code for _ in range(4)]
+            assert time.monotonic() - started < 10, time.monotonic() - started
+            assert statuses[:2] == [401, 401] and 429 in statuses, statuses
+        """,
+            RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{silent.getsockname()[1]}/0",
+            LOGIN_LIMIT_PER_EMAIL="2 per minute",
+        )
+    finally:
+        silent.close()
+
+
 @pytest.mark.parametrize("redis_url", [REDIS_URL] if REDIS_URL else [])
 def test_on_a_real_redis(database_url, redis_url, app):
     import redis
