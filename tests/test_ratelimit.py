@@ -296,3 +296,29 @@ def test_without_trusted_proxies_x_forwarded_for_is_ignored(app):
     for i in range(30):
         assert _behind_proxy(client, f"spray{i}@example.org", f"203.0.113.{i}").status_code == 401
     assert_problem(_behind_proxy(client, "more@example.org", "198.51.100.9"), 429)
+
+
+def test_a_forwarded_address_that_is_no_address_is_not_stored(database_url):
+    """With TRUSTED_PROXY_HOPS the trusted X-Forwarded-For entry becomes the client address for
+    the limiter and the audit row: text that is no IP address (300 characters were a 500 on
+    PostgreSQL, the audit column holding 64) is recorded as unknown, and the request is served."""
+    run_isolated(
+        database_url,
+        """
+        import uuid
+        from sqlalchemy import select
+        from rapportnotes.models import AuditEvent
+        from tests.test_ratelimit import _behind_proxy
+        c = app.test_client()
+        w = World(app)
+        u = w.user(w.org(), "coach", login=False)
+        for xff in ("x" * 300, "<script>", "203.0.113.7"):
+            r = _behind_proxy(c, u.email, xff)
+            assert r.status_code == 401, (xff[:10], r.status_code)
+        ips = w.run(lambda s: [e.ip for e in s.scalars(
+            select(AuditEvent).where(AuditEvent.organisation_id == uuid.UUID(u.org_id))
+            .where(AuditEvent.action == "auth.login").order_by(AuditEvent.at, AuditEvent.id))])
+        assert ips == ["unknown", "unknown", "203.0.113.7"], ips
+    """,
+        TRUSTED_PROXY_HOPS=1,
+    )
