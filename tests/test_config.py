@@ -77,3 +77,24 @@ def test_token_lifetimes_reach_the_tokens(tmp_path):
 def test_a_setting_that_is_not_a_number_is_a_config_error(var, value):
     with pytest.raises(ConfigError, match=var):
         from_env({var: value})
+
+
+@pytest.mark.parametrize("key", [None, "too-short"])
+def test_wsgi_entry_point_refuses_in_one_line(tmp_path, key):
+    """``gunicorn wsgi:app`` (README, deploying) without a usable key: one line naming the
+    problem and gunicorn's "app failed to load" status, not a traceback from every worker."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k not in ("JWT_SECRET_KEY", "RAPPORTNOTES_ENV")}
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path}/x.db", RAPPORTNOTES_INSTANCE=str(tmp_path / "inst"))
+    if key:
+        env["JWT_SECRET_KEY"] = key
+    proc = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=Path(__file__).resolve().parents[1],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 4, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "JWT_SECRET_KEY" in proc.stderr, proc.stderr
+    assert not (tmp_path / "inst" / "jwt-secret.key").exists()
