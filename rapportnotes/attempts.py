@@ -23,12 +23,32 @@ from rapportnotes.extensions import limiter
 log = logging.getLogger("rapportnotes.ratelimit")
 
 
-def _give_back() -> None:
-    for taken in limiter.current_limits:
+def _taken() -> list[tuple[Any, Any, list[str], float]]:
+    """What this request's limits took, noted right after the check: the strategy (Redis or the
+    in-memory fallback) that took each slot, and the window it was taken in."""
+    taken = []
+    for lim in limiter.current_limits:
         try:
-            stats = taken.limiter.get_window_stats(taken.limit, *taken.request_args)
-            if stats.remaining < taken.limit.amount:  # not a window that expired meanwhile
-                taken.limiter.hit(taken.limit, *taken.request_args, cost=-1)
+            strategy = lim.limiter
+            reset = strategy.get_window_stats(lim.limit, *lim.request_args).reset_time
+        except Exception:  # the storage went away: nothing to give back later
+            log.warning("could not read a rate-limit window", exc_info=False)
+            continue
+        taken.append((strategy, lim.limit, lim.request_args, reset))
+    return taken
+
+
+def _give_back(taken: list[tuple[Any, Any, list[str], float]]) -> None:
+    for strategy, item, args, reset in taken:
+        try:
+            stats = strategy.get_window_stats(item, *args)
+            # Only where the slot was taken: the same storage, and a window that has not expired
+            # meanwhile (a new window's count is other requests' slots, not this one's).
+            if stats.remaining >= item.amount or abs(stats.reset_time - reset) > item.get_expiry() / 2:
+                continue
+            key = item.key_for(*args)
+            if strategy.storage.incr(key, item.get_expiry(), amount=-1) < 0:  # raced past zero
+                strategy.storage.incr(key, item.get_expiry(), amount=1)
         except Exception:  # the storage went away: the slot stays taken, which is the safe side
             log.warning("could not give back a rate-limit slot", exc_info=False)
 
@@ -43,10 +63,12 @@ def only_failures_count(failed: Callable[[Response], bool]) -> Callable[[View], 
     def decorate(view: View) -> View:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            taken = _taken()  # the limit decorators above have just taken their slots
+
             @after_this_request
             def settle(response: Response) -> Response:
                 if not failed(response):
-                    _give_back()
+                    _give_back(taken)
                 return response
 
             return view(*args, **kwargs)

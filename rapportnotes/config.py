@@ -124,10 +124,10 @@ def finalise(config: dict[str, Any], instance_path: str) -> None:
         JWT_VERIFY_SUB=True,
         RATELIMIT_HEADERS_ENABLED=True,
         RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
-        # Storage failing after a request's limits were checked (Redis dying mid-request) fails
-        # only the deduction of that one attempt, not the request with a 500; the next request
-        # checks again and falls back to memory (the check path never swallows: limits stay on).
-        RATELIMIT_SWALLOW_ERRORS=True,
+        # Not swallowed: a storage error already falls back to memory (the check, the headers)
+        # or is caught (rapportnotes.attempts' give-back); flask-limiter swallows only an error
+        # that recurs once it is on memory, and then the view runs with no limit at all.
+        RATELIMIT_SWALLOW_ERRORS=False,
         RATELIMIT_STORAGE_URI=config["RATELIMIT_STORAGE_URI"],
         RATELIMIT_STORAGE_OPTIONS=_ratelimit_storage_options(config),
         SQLALCHEMY_ENGINE_OPTIONS=engine_options(config),

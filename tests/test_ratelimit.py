@@ -96,6 +96,47 @@ def check_concurrent_guesses(app, n: int = 12) -> None:
     assert sorted(changes) == [401] * 5 + [429] * (n - 5), changes
 
 
+def check_refund_stays_in_its_window(app, window: float = 3.0) -> None:
+    """A success that took its slot in one window and ends in the next must not give a slot back
+    in the new window, which it never took."""
+    import threading
+    import time
+
+    from rapportnotes.services import passwords
+
+    w = World(app)
+    u = w.user(w.org(), "coach", login=False)
+    real = passwords.verify_password
+    hit, go_on = threading.Event(), threading.Event()
+
+    def held(stored, given):
+        if given == u.password:
+            hit.set()
+            go_on.wait(30)
+        return real(stored, given)
+
+    passwords.verify_password = held
+    try:
+        t = threading.Thread(target=lambda: _ok(app.test_client(), u, "10.8.0.1"))
+        t.start()
+        assert hit.wait(30)
+        time.sleep(window + 0.3)  # the window the success took its slot in is over
+        c = app.test_client()
+        statuses = [_fail(c, f"w0-{uuid.uuid4().hex}@example.org", "10.8.0.1").status_code]
+        go_on.set()
+        t.join(30)
+        statuses += [_fail(c, f"w{i}-{uuid.uuid4().hex}@example.org", "10.8.0.1").status_code
+                     for i in range(3)]
+    finally:
+        passwords.verify_password = real
+    assert statuses == [401, 401, 401, 429], statuses
+
+
+def test_a_refund_stays_in_its_window(database_url):
+    run_isolated(database_url, "check_refund_stays_in_its_window(app)",
+                 LOGIN_LIMIT_PER_ADDRESS="3 per 3 seconds")
+
+
 def test_concurrent_guesses_cannot_overrun_the_limits(app):
     check_concurrent_guesses(app)
 
@@ -141,7 +182,8 @@ def run_isolated(database_url: str, body: str, **config: str) -> None:
     script = textwrap.dedent(f"""
         from tests.conftest import make_app
         from tests.support.world import World
-        from tests.test_ratelimit import _fail, _ok, check_concurrent_guesses, check_per_email_limit
+        from tests.test_ratelimit import (_fail, _ok, check_concurrent_guesses, check_per_email_limit,
+                                          check_refund_stays_in_its_window)
         app = make_app({database_url!r}, **{config!r})
     """) + textwrap.dedent(body)
     env = {k: v for k, v in os.environ.items() if k not in ("CI",)}
@@ -193,6 +235,26 @@ def test_storage_dying_mid_request_is_not_a_500(database_url):
         c = app.test_client()
         r = _fail(c, {email!r})
         assert r.status_code == 401, r.status_code
+    """,
+    )
+
+
+def test_an_oversized_login_does_not_switch_the_limits_to_fresh_counters(database_url):
+    """A body over MAX_CONTENT_LENGTH made the email key function raise; flask-limiter took that
+    for a storage outage and moved the process to its empty in-memory counters (from Redis too):
+    one unauthenticated request per second reset every worker's limits."""
+    email = f"{uuid.uuid4().hex}@example.org"
+    run_isolated(
+        database_url,
+        f"""
+        from rapportnotes.extensions import limiter
+        c = app.test_client()
+        assert [_fail(c, {email!r}, f"10.6.0.{{i}}").status_code for i in range(4)] == [401] * 4
+        big = b'{{"email": "{email}", "password": "' + b"x" * (1024 * 1024) + b'"}}'
+        r = c.post("/api/v1/auth/login", data=big, content_type="application/json")
+        assert r.status_code == 413, r.status_code
+        assert not limiter._storage_dead
+        assert [_fail(c, {email!r}, f"10.6.1.{{i}}").status_code for i in range(2)] == [401, 429]
     """,
     )
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, current_app, g, request
 from flask_jwt_extended import decode_token, get_jwt, verify_jwt_in_request
 from sqlalchemy import select, update
+from werkzeug.exceptions import HTTPException
 
 from rapportnotes.api.common import actor_for, load_body
 from rapportnotes.attempts import only_failures_count
@@ -29,7 +30,9 @@ def _login_email() -> str:
     try:
         body = loads_strict(request.get_data(cache=True))
         email = body.get("email") if isinstance(body, dict) else None
-    except ValueError:
+    except (ValueError, HTTPException):  # 413, a client gone mid-body: the view answers those
+        # Raised here, flask-limiter takes it for a storage outage and switches this process's
+        # limits from Redis to its empty in-memory counters.
         email = None
     if isinstance(email, str) and email:
         return "login-email:" + email.strip().lower()[:254]
