@@ -72,6 +72,24 @@ def _one_statement() -> bool:
 @bp.post("")
 @checks_caller_itself
 def create():
+    """With a valid ``Idempotency-Key``, the key is held while the request runs: a duplicate sent
+    meanwhile is a 409 (SPEC §8); one sent after it finished replays its response."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None or not idempotency.KEY_PATTERN.match(key):
+        return _create()  # an invalid key is refused in there, after the caller checks
+    caller = token_caller()
+    try:
+        release = idempotency.claim(db.session, caller.organisation_id, str(caller.id), key)
+    except ApiError:
+        require_caller(*svc.LOGGING_ROLES)  # a refused caller hears that first, as everywhere
+        raise
+    try:
+        return _create()
+    finally:
+        release()
+
+
+def _create():
     key = request.headers.get("Idempotency-Key")
     caller = token_caller()
     one_statement = _one_statement()

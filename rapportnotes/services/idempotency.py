@@ -1,8 +1,9 @@
 """``Idempotency-Key`` for POST /contacts: a retry gets the first response, never a second contact.
 
 The record is inserted in the same transaction as the contact it describes, keyed by
-(organisation, caller, key). A concurrent duplicate therefore either waits for the first
-transaction and hits the primary key (then replays it), or finds the record already complete.
+(organisation, caller, key). While the first request runs its key is held (``claim``): a
+duplicate sent meanwhile is a 409; one sent after it finished finds the record complete and
+replays it. Should two ever race past the hold, the primary key still stores one contact.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from rapportnotes.errors import ApiError
@@ -33,6 +36,40 @@ def check_key(key: str) -> str:
             errors={"Idempotency-Key": ["1-255 printable ASCII characters, no spaces."]},
         )
     return key
+
+
+_running: set[tuple[str, str, str]] = set()  # SQLite: keys whose first request is still running
+_running_lock = threading.Lock()
+
+
+def claim(session: Session, org_id: uuid.UUID, actor_id: str, key: str) -> Callable[[], None]:
+    """Hold the caller's key while its request runs, or raise 409 when a request with the same
+    key is still running (SPEC §8: a 409, not a wait). Returns what releases the hold.
+
+    PostgreSQL: a transaction-level advisory lock on the key, taken in the request's session, so
+    it lasts until the contact and its record commit (or roll back), on any host; releasing is
+    then a no-op. SQLite (one host, usually one process): a set shared by the process's threads;
+    between processes the database's write lock still makes a duplicate wait and replay."""
+    if session.get_bind().dialect.name == "postgresql":
+        name = f"idempotency:{org_id}:{actor_id}:{key}"
+        if not session.scalar(select(func.pg_try_advisory_xact_lock(func.hashtextextended(name, 0)))):
+            raise still_running()
+        return lambda: None
+    ident = (str(org_id), actor_id, key)
+    with _running_lock:
+        if ident in _running:
+            raise still_running()
+        _running.add(ident)
+
+    def release() -> None:
+        with _running_lock:
+            _running.discard(ident)
+
+    return release
+
+
+def still_running() -> ApiError:
+    return ApiError(409, "A request with this Idempotency-Key is still being processed.")
 
 
 def request_hash(method: str, path: str, body: Any) -> str:
@@ -69,7 +106,7 @@ def lookup(session: Session, org_id: uuid.UUID, actor_id: str, key: str, digest:
             errors={"Idempotency-Key": ["Already used with a different body."]},
         )
     if rec.state != "done" or rec.response_body is None:
-        raise ApiError(409, "A request with this Idempotency-Key is still being processed.")
+        raise still_running()
     return Replay(rec.response_status or 201, json.loads(rec.response_body), rec.resource_id)
 
 

@@ -539,3 +539,33 @@ def test_a_stored_contact_is_never_answered_503_by_the_lookup_connection(client,
         r = post(client, cast.coach)
     assert r.status_code == 201, r.get_json()
     assert world.count(Contact) == 1
+
+
+def test_a_duplicate_sent_while_the_first_is_still_running_is_409(client, cast, world, app):
+    """SPEC §8: a second request with a key whose first request is still running gets 409; once
+    the first has finished, the same request replays its response."""
+    from sqlalchemy.orm import Session
+
+    from rapportnotes.extensions import db
+    from rapportnotes.services import idempotency
+
+    key = str(uuid.uuid4())
+    headers = {**cast.coach.headers, "Idempotency-Key": key}
+    with app.app_context():
+        first = Session(db.engine)  # stands for the first request: its own connection and transaction
+    try:
+        release = idempotency.claim(first, uuid.UUID(cast.org), cast.coach.id, key)
+        try:
+            assert_problem(client.post(URL, json=body(), headers=headers), 409)
+            other = client.post(URL, json=body(), headers={**headers, "Idempotency-Key": key + "-2"})
+            assert other.status_code == 201  # another key is not held
+        finally:
+            release()
+    finally:
+        first.close()  # PostgreSQL: ends the transaction, releasing the advisory lock
+    assert world.count(Contact) == 1
+    again = body(peer_ref="PEER-002")
+    r1 = client.post(URL, json=again, headers=headers)
+    r2 = client.post(URL, json=again, headers=headers)
+    assert r1.status_code == r2.status_code == 201 and r1.get_json()["id"] == r2.get_json()["id"]
+    assert world.count(Contact) == 2
