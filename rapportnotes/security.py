@@ -84,7 +84,9 @@ def _principal_statement() -> Select[Any]:
     """User, organisation and access-token revocation in one round trip. For refresh tokens the
     ``jti`` is bound as NULL (they are checked against their own table), so ``revoked`` is false."""
     u, o = User.__table__.c, Organisation.__table__.c
-    revoked = exists().where(RevokedToken.__table__.c.jti == bindparam("jti", type_=RevokedToken.jti.type))
+    revoked = exists().where(
+        RevokedToken.__table__.c.organisation_id == bindparam("org", type_=User.organisation_id.type),
+        RevokedToken.__table__.c.jti == bindparam("jti", type_=RevokedToken.jti.type))
     return (
         select(u.id, u.organisation_id, u.email, u.display_name, u.role, u.is_active,
                u.token_generation, u.created_at, o.name, o.timezone, revoked.label("revoked"))
@@ -107,7 +109,7 @@ def checked_caller(org: BindParameter[Any], uid: BindParameter[Any]) -> CTE:
         .where(u.c.organisation_id == org, u.c.id == uid, u.c.is_active,
                u.c.role == any_(bindparam("roles", type_=ARRAY(u.c.role.type))),
                u.c.token_generation == bindparam("generation", type_=u.c.token_generation.type),
-               ~exists().where(r.c.jti == bindparam("jti", type_=r.c.jti.type)),
+               ~exists().where(r.c.organisation_id == org, r.c.jti == bindparam("jti", type_=r.c.jti.type)),
                o.c.timezone == bindparam("timezone", type_=o.c.timezone.type))
         .cte("caller")
     )
@@ -227,7 +229,11 @@ def init_app(app: Flask) -> None:
         if not jti:
             return True
         if payload.get("type") == "refresh":
-            return not tokens.is_refresh_usable(db.session, jti)
+            try:
+                org = uuid.UUID(payload["org"])
+            except (KeyError, ValueError, TypeError, AttributeError):
+                return True
+            return not tokens.is_refresh_usable(db.session, org, jti)
         return False  # access tokens: checked together with the user, in one query (below)
 
     @jwt.user_lookup_loader

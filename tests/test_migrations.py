@@ -103,9 +103,6 @@ def test_downgrade_to_base_and_upgrade_again(fresh_app, backend):
 TENANT_ROOT = "organisations"
 # Login finds a user by email alone, and the SPEC makes emails unique across the deployment.
 GLOBAL_INDEXES = {("users", "uq_users_email")}
-# Token tables are keyed by the token's jti, the only thing a request carries; they still hold
-# organisation_id and every other index leads with it.
-JTI_KEYED = {"revoked_tokens", "refresh_tokens"}
 
 
 def _lead(columns) -> str:
@@ -120,10 +117,7 @@ def test_every_tenant_table_and_index_leads_with_organisation_id():
             continue
         assert "organisation_id" in table.c and not table.c.organisation_id.nullable, name
         pk = table.primary_key
-        if name in JTI_KEYED:
-            assert [c.name for c in pk.columns] == ["jti"], name
-        else:
-            assert _lead(pk.columns) == "organisation_id", name
+        assert _lead(pk.columns) == "organisation_id", name
         for index in table.indexes:
             if (name, index.name) not in GLOBAL_INDEXES:
                 assert _lead(index.columns) == "organisation_id", (name, index.name)
@@ -135,6 +129,15 @@ def test_every_tenant_table_and_index_leads_with_organisation_id():
             assert "organisation_id" in [c.name for c in fk.columns], (name, fk.name)
     assert {(t, i.name) for t in tables for i in tables[t].indexes
             if _lead(i.columns) != "organisation_id"} == GLOBAL_INDEXES
+
+
+def test_token_tables_are_keyed_by_organisation_in_the_database(fresh_app):
+    """SPEC §1: a tenant table's indexes lead with organisation_id, the token tables' keys too."""
+    with fresh_app.app_context():
+        upgrade(directory=_migrations_dir())
+        insp = inspect(db.engine)
+        for table in ("refresh_tokens", "revoked_tokens"):
+            assert insp.get_pk_constraint(table)["constrained_columns"] == ["organisation_id", "jti"]
 
 
 # --- a table rebuild keeps the rows that refer to the table -------------------------------------

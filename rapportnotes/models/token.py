@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, Index, String, Uuid
+from sqlalchemy import Boolean, Index, PrimaryKeyConstraint, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rapportnotes.extensions import db
@@ -16,9 +16,12 @@ class RevokedToken(db.Model):
     """An access token ended before its expiry (logout). Rows can go once ``expires_at`` passes."""
 
     __tablename__ = "revoked_tokens"
-    __table_args__ = (Index("ix_revoked_tokens_org_expires", "organisation_id", "expires_at"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("organisation_id", "jti"),  # leads with the tenant, like every table
+        Index("ix_revoked_tokens_org_expires", "organisation_id", "expires_at"),
+    )
 
-    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(64))
     organisation_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -30,11 +33,12 @@ class RefreshToken(db.Model):
 
     __tablename__ = "refresh_tokens"
     __table_args__ = (
+        PrimaryKeyConstraint("organisation_id", "jti"),
         Index("ix_refresh_tokens_org_family", "organisation_id", "family_id"),
         Index("ix_refresh_tokens_org_user", "organisation_id", "user_id"),
     )
 
-    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(64))
     organisation_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     family_id: Mapped[str] = mapped_column(String(64))

@@ -88,13 +88,14 @@ def rotate(session: Session, user: User | Principal, jti: str, access_ttl: timed
     Concurrent uses of one token take turns (``locks.lock_user``): the first spends it, every later
     one finds it spent and revokes the family.
     """
-    row = session.get(RefreshToken, jti)
+    row = session.get(RefreshToken, (user.organisation_id, jti))
     if row is None or row.user_id != user.id:
         raise RefreshReused()
     lock_user(session, row.organisation_id, row.user_id)
     claimed = session.execute(
         update(RefreshToken)
         .where(
+            RefreshToken.organisation_id == row.organisation_id,
             RefreshToken.jti == jti,
             RefreshToken.used_at.is_(None),
             RefreshToken.revoked.is_(False),
@@ -131,7 +132,7 @@ def revoke_family(session: Session, organisation_id: uuid.UUID, family_id: str) 
 
 def revoke_refresh_token(session: Session, user: User | Principal, jti: str) -> bool:
     """Revoke the family of a refresh token the user owns; False when it is not theirs."""
-    row = session.get(RefreshToken, jti)
+    row = session.get(RefreshToken, (user.organisation_id, jti))
     if row is None or row.user_id != user.id:
         return False
     lock_user(session, row.organisation_id, row.user_id)
@@ -183,12 +184,13 @@ def end_all_sessions(session: Session, user: User) -> None:
     )
 
 
-def is_access_revoked(session: Session, jti: str) -> bool:
-    return session.scalar(select(RevokedToken.jti).where(RevokedToken.jti == jti)) is not None
+def is_access_revoked(session: Session, organisation_id: uuid.UUID, jti: str) -> bool:
+    return session.scalar(select(RevokedToken.jti).where(
+        RevokedToken.organisation_id == organisation_id, RevokedToken.jti == jti)) is not None
 
 
-def is_refresh_usable(session: Session, jti: str) -> bool:
-    row = session.get(RefreshToken, jti)
+def is_refresh_usable(session: Session, organisation_id: uuid.UUID, jti: str) -> bool:
+    row = session.get(RefreshToken, (organisation_id, jti))
     return row is not None and not row.revoked
 
 
