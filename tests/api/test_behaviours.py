@@ -146,3 +146,18 @@ def test_authorization(client, cast):
         b for b in client.get(URL, headers=cast.coach.headers).get_json()["items"] if b["code"] == "hope"
     ]
     assert hope_a[0]["active"] is True
+
+
+def test_descriptions_do_not_reuse_the_spec_table_wording():
+    """SPEC §7: labels and descriptions are the project's own words. No run of five words from the
+    SPEC's 'what the coach did' column appears in them (checked against a fingerprint)."""
+    fingerprint = Path(__file__).resolve().parents[1] / "support" / "spec_taxonomy_fingerprint.txt"
+    lines = fingerprint.read_text().split()
+    spec_runs = {line for line in lines if not line.startswith("#") and len(line) == 12}
+    assert len(spec_runs) > 100
+    data = json.loads(resources.files("rapportnotes").joinpath("taxonomy.json").read_text())
+    for item in data:
+        ours = re.findall(r"[a-z']+", f"{item['label']} {item['description']}".lower())
+        for i in range(len(ours) - 4):
+            run = hashlib.sha256(" ".join(ours[i : i + 5]).encode()).hexdigest()[:12]
+            assert run not in spec_runs, (item["code"], " ".join(ours[i : i + 5]))
