@@ -13,10 +13,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, text
 
 from rapportnotes.extensions import db
 from rapportnotes.models import Contact
+from tests.support.statements import analyze_and_capture, plan_nodes
 
 URL = "/api/v1/contacts"
 N = 3000
@@ -39,22 +39,7 @@ def _history(world, org: str, coaches: list[str]) -> None:
 
 
 def _listing_plan(app, client, backend: str, url: str, headers: dict) -> str:
-    with app.app_context():
-        db.session.execute(text("ANALYZE"))
-        db.session.commit()
-        engine = db.engine
-    seen = []
-
-    def spy(conn, cursor, statement, params, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT") and "FROM contacts" in statement:
-            seen.append((statement, params))
-
-    event.listen(engine, "before_cursor_execute", spy)
-    try:
-        assert client.get(url, headers=headers).status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", spy)
-    statement, params = seen[0]
+    statement, params = analyze_and_capture(app, client, url, headers, "contacts")
     with app.app_context(), db.engine.connect() as conn:
         if backend == "postgresql":
             plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, params).scalar()
@@ -65,14 +50,9 @@ def _listing_plan(app, client, backend: str, url: str, headers: dict) -> str:
 
 
 def _removed(plan: str) -> int:
-    def nodes(node):
-        yield node
-        for child in node.get("Plans", []):
-            yield from nodes(child)
-
-    root = json.loads(plan)[0]["Plan"]
-    assert not any(n["Node Type"] == "Seq Scan" for n in nodes(root)), plan
-    return sum(n.get("Rows Removed by Filter", 0) for n in nodes(root))
+    nodes = list(plan_nodes(json.loads(plan)[0]["Plan"]))
+    assert not any(n["Node Type"] == "Seq Scan" for n in nodes), plan
+    return sum(n.get("Rows Removed by Filter", 0) for n in nodes)
 
 
 @pytest.mark.parametrize("case", ["coach_sync", "peer_ref", "old_period"])

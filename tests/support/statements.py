@@ -61,12 +61,9 @@ def assert_pool_back_in_transactions(app):
             c.close()
 
 
-def assert_deep_page_starts_at_its_cursor(app, client, url: str, headers: dict, table: str) -> None:
-    """PostgreSQL: after ANALYZE of ``table``, walk five pages of ``url`` (which sets ``limit``),
-    then EXPLAIN ANALYZE the listing statement of the sixth: its scan must start at the cursor
-    (at most the cursor's own row discarded) and read in index order (no sort)."""
-    import json
-
+def analyze_and_capture(app, client, url: str, headers: dict, table: str) -> tuple[str, object]:
+    """ANALYZE ``table``, GET ``url``, and return the first SELECT from ``table`` that the request
+    sent, with its parameters (to EXPLAIN it as the app ran it)."""
     from sqlalchemy import event, text
 
     from rapportnotes.extensions import db
@@ -75,10 +72,6 @@ def assert_deep_page_starts_at_its_cursor(app, client, url: str, headers: dict, 
         db.session.execute(text(f"ANALYZE {table}"))
         db.session.commit()
         engine = db.engine
-    page = url
-    for _ in range(5):
-        body = client.get(page, headers=headers).get_json()
-        page = f"{url}&cursor={body['next_cursor']}"
     seen = []
 
     def spy(conn, cursor, statement, params, context, executemany):
@@ -87,19 +80,35 @@ def assert_deep_page_starts_at_its_cursor(app, client, url: str, headers: dict, 
 
     event.listen(engine, "before_cursor_execute", spy)
     try:
-        assert client.get(page, headers=headers).status_code == 200
+        assert client.get(url, headers=headers).status_code == 200
     finally:
         event.remove(engine, "before_cursor_execute", spy)
-    statement, params = seen[0]
+    return seen[0]
+
+
+def plan_nodes(node: dict):
+    """Every node of a PostgreSQL JSON plan, depth first."""
+    yield node
+    for child in node.get("Plans", []):
+        yield from plan_nodes(child)
+
+
+def assert_deep_page_starts_at_its_cursor(app, client, url: str, headers: dict, table: str) -> None:
+    """PostgreSQL: after ANALYZE of ``table``, walk five pages of ``url`` (which sets ``limit``),
+    then EXPLAIN ANALYZE the listing statement of the sixth: its scan must start at the cursor
+    (at most the cursor's own row discarded) and read in index order (no sort)."""
+    import json
+
+    from rapportnotes.extensions import db
+
+    page = url
+    for _ in range(5):
+        body = client.get(page, headers=headers).get_json()
+        page = f"{url}&cursor={body['next_cursor']}"
+    statement, params = analyze_and_capture(app, client, page, headers, table)
     with app.app_context(), db.engine.connect() as conn:
         plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, params).scalar()
         conn.rollback()
-
-    def nodes(node):
-        yield node
-        for child in node.get("Plans", []):
-            yield from nodes(child)
-
     shown = json.dumps(plan, indent=1)
-    assert sum(n.get("Rows Removed by Filter", 0) for n in nodes(plan[0]["Plan"])) <= 1, shown
-    assert not any("Sort" in n["Node Type"] for n in nodes(plan[0]["Plan"])), shown
+    assert sum(n.get("Rows Removed by Filter", 0) for n in plan_nodes(plan[0]["Plan"])) <= 1, shown
+    assert not any("Sort" in n["Node Type"] for n in plan_nodes(plan[0]["Plan"])), shown
