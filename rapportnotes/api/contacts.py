@@ -81,15 +81,16 @@ def create():
     try:
         release = idempotency.claim(db.session, caller.organisation_id, str(caller.id), key)
     except ApiError:
-        require_caller(*svc.LOGGING_ROLES)  # a refused caller hears that first, as everywhere
-        raise
+        # Held: by the first request, or by another retry of one that has finished (which must
+        # still replay). Every check runs as usual; whatever would store a contact is the 409.
+        return _create(held=True)
     try:
         return _create()
     finally:
         release()
 
 
-def _create():
+def _create(held: bool = False):
     key = request.headers.get("Idempotency-Key")
     caller = token_caller()
     one_statement = _one_statement()
@@ -108,9 +109,12 @@ def _create():
         if key is not None:
             idempotency.check_key(key)
             digest = idempotency.request_hash("POST", request.path, raw)
-            replay = idempotency.lookup(db.session, caller.organisation_id, str(caller.id), key, digest)
+            replay = idempotency.lookup(db.session, caller.organisation_id, str(caller.id), key, digest,
+                                        remove_expired=not held)
             if replay is not None:
                 return _created(replay.body, replay.status)
+            if held:  # the first request is still running
+                raise idempotency.still_running()
         try:
             data = _in.load(raw)
         except ValidationError as exc:

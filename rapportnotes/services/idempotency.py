@@ -85,12 +85,17 @@ class Replay:
     resource_id: str | None
 
 
-def lookup(session: Session, org_id: uuid.UUID, actor_id: str, key: str, digest: str) -> Replay | None:
-    """The stored first response for this key, None if the key is new (or expired)."""
+def lookup(session: Session, org_id: uuid.UUID, actor_id: str, key: str, digest: str,
+           remove_expired: bool = True) -> Replay | None:
+    """The stored first response for this key, None if the key is new (or expired). An expired
+    record is deleted unless ``remove_expired`` is false (a request that does not hold the key:
+    the holder may be deleting it, and this one must not wait for it)."""
     rec = session.get(IdempotencyRecord, (org_id, actor_id, key))
     if rec is None:
         return None
     if rec.expires_at <= utcnow():
+        if not remove_expired:
+            return None
         session.execute(
             delete(IdempotencyRecord).where(
                 IdempotencyRecord.organisation_id == org_id,
