@@ -303,3 +303,54 @@ def test_a_failed_sqlite_upgrade_is_rolled_back(fresh_app, tmp_path, body):
             leftovers = "SELECT count(*) FROM sqlite_master WHERE name LIKE '_alembic_tmp%'"
             assert conn.scalar(text(leftovers)) == 0
             assert conn.scalar(text("PRAGMA foreign_keys")) == 1
+
+
+def test_0004_keeps_token_rows_through_upgrade_and_downgrade(fresh_app):
+    import uuid as _uuid
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    org = _uuid.uuid4()
+    refresh = [{"jti": f"r{i}", "organisation_id": org, "user_id": _uuid.uuid4(), "family_id": "f",
+                "issued_at": now, "expires_at": now + timedelta(hours=1), "used_at": None,
+                "revoked": False, "access_jti": f"a{i}", "access_expires_at": now} for i in range(3)]
+    revoked = [{"jti": f"a{i}", "organisation_id": org, "user_id": _uuid.uuid4(),
+                "expires_at": now, "revoked_at": now} for i in range(2)]
+
+    def counts():
+        with db.engine.connect() as conn:
+            return (conn.scalar(text("SELECT count(*) FROM refresh_tokens")),
+                    conn.scalar(text("SELECT count(*) FROM revoked_tokens")))
+
+    def pks():
+        insp = inspect(db.engine)
+        return [insp.get_pk_constraint(t) for t in ("refresh_tokens", "revoked_tokens")]
+
+    def indexes():
+        insp = inspect(db.engine)
+        return sorted(i["name"] for t in ("refresh_tokens", "revoked_tokens") for i in insp.get_indexes(t))
+
+    with fresh_app.app_context():
+        upgrade(directory=_migrations_dir(), revision="0003")
+        ix = indexes()
+        from rapportnotes.models import RefreshToken, RevokedToken
+        rt, vt = RefreshToken.__table__, RevokedToken.__table__
+        with db.engine.begin() as conn:
+            conn.execute(rt.insert(), refresh)
+            conn.execute(vt.insert(), revoked)
+        upgrade(directory=_migrations_dir())
+        assert counts() == (3, 2)
+        assert [p["constrained_columns"] for p in pks()] == [["organisation_id", "jti"]] * 2
+        assert [p["name"] for p in pks()] == ["pk_refresh_tokens", "pk_revoked_tokens"]
+        assert indexes() == ix
+        downgrade(directory=_migrations_dir(), revision="0003")
+        assert counts() == (3, 2)
+        assert [p["constrained_columns"] for p in pks()] == [["jti"]] * 2
+        assert [p["name"] for p in pks()] == ["pk_refresh_tokens", "pk_revoked_tokens"]
+        assert indexes() == ix
+        upgrade(directory=_migrations_dir())
+        assert counts() == (3, 2)
+        assert [p["constrained_columns"] for p in pks()] == [["organisation_id", "jti"]] * 2
+        opts = dict(fresh_app.extensions["migrate"].configure_args)
+        with db.engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn, opts=opts), db.metadata) == []
