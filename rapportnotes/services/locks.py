@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from rapportnotes.models import User
@@ -19,18 +19,22 @@ def lock_user(session: Session, organisation_id: uuid.UUID, user_id: uuid.UUID) 
     rows that depend on it.
 
     PostgreSQL: ``SELECT ... FOR NO KEY UPDATE``, which leaves foreign-key checks of rows that
-    refer to the user (a contact being logged) alone. SQLite has no row locks, and the driver only
-    opens a transaction at the first write: a no-op UPDATE of the row takes the database's write
-    lock now, so a concurrent writer waits for this transaction and later reads see its result.
+    refer to the user (a contact being logged) alone. SQLite has no row locks: the database's write
+    lock is taken now instead, so a concurrent writer waits for this transaction and later reads
+    see its result.
     """
     users = User.__table__
     where = (users.c.organisation_id == organisation_id) & (users.c.id == user_id)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(users.c.id).where(where).with_for_update(key_share=True))
     else:
-        # Every column it touches is set to itself, updated_at too (else its onupdate would stamp it).
-        session.execute(update(users).where(where).values(token_generation=users.c.token_generation,
-                                                         updated_at=users.c.updated_at))
+        _sqlite_write_lock(session)
+
+
+def _sqlite_write_lock(session: Session) -> None:
+    """SQLite's one write lock, taken now: the driver opens a transaction at the first write, and
+    a write that changes no row still takes the lock (and stamps no ``updated_at``)."""
+    session.execute(text("UPDATE organisations SET id = id WHERE 0"))
 
 
 def stamp_in_commit_order(session: Session) -> None:
@@ -46,4 +50,4 @@ def stamp_in_commit_order(session: Session) -> None:
     sync stops short of the oldest open transaction (``services.contacts.sync_horizon``).
     """
     if session.get_bind().dialect.name == "sqlite":
-        session.execute(text("UPDATE organisations SET id = id WHERE 0"))  # a write: takes the lock
+        _sqlite_write_lock(session)
