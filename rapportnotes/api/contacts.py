@@ -33,6 +33,7 @@ from rapportnotes.models import MODALITIES, Contact
 from rapportnotes.schemas.contact import PEER_REF, ContactIn, ContactPatch
 from rapportnotes.schemas.fields import iso_z
 from rapportnotes.security import (
+    TokenCaller,
     checks_caller_itself,
     known_zone,
     me,
@@ -57,6 +58,16 @@ def _created(body: dict, status: int = 201):
     headers = {"Location": url_for("api.contacts.get", contact_id=body["id"]),
                "ETag": svc.etag(body["version"])}
     return body, status, headers
+
+
+def _replayed(replay: idempotency.Replay, caller: TokenCaller):
+    """A retry answered with the first response: it hands out the contact record (notes included),
+    so it is audited like any read of one, under its own action so the trail still has one
+    ``contact.create`` per stored contact."""
+    record_event(db.session, actor_for(caller), "contact.create_replay", target_type="contact",
+                 target_id=replay.body["id"], status=replay.status)
+    db.session.commit()
+    return _created(replay.body, replay.status)
 
 
 def _one_statement() -> bool:
@@ -112,7 +123,7 @@ def _create(held: bool = False):
             replay = idempotency.lookup(db.session, caller.organisation_id, str(caller.id), key, digest,
                                         remove_expired=not held)
             if replay is not None:
-                return _created(replay.body, replay.status)
+                return _replayed(replay, caller)
             if held:  # the first request is still running
                 raise idempotency.still_running()
         try:
@@ -151,7 +162,7 @@ def _create(held: bool = False):
         if key is not None:  # a concurrent duplicate won the race: answer with its response
             replay = idempotency.lookup(db.session, caller.organisation_id, str(caller.id), key, digest)
             if replay is not None:
-                return _created(replay.body, replay.status)
+                return _replayed(replay, caller)
         if data.get("external_id") is not None:  # lost a race for the same external_id
             svc.check_external_id(db.session, caller.organisation_id, data["external_id"])
         raise
