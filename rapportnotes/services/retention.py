@@ -15,7 +15,8 @@ from rapportnotes.services.audit import Actor, record_event
 
 
 def purge(session: Session, older_than_days: int) -> dict[str, int]:
-    """Hard-delete contacts soft-deleted more than ``older_than_days`` ago; one event per org."""
+    """Hard-delete contacts soft-deleted more than ``older_than_days`` ago, with the idempotency
+    records that hold a copy of them; one event per org."""
     now = utcnow()
     cutoff = now - timedelta(days=older_than_days)
     doomed = session.execute(
@@ -27,9 +28,16 @@ def purge(session: Session, older_than_days: int) -> dict[str, int]:
     for org_id in per_org:
         ids = [cid for org, cid in doomed if org == org_id]
         for start in range(0, len(ids), 500):
+            batch = ids[start:start + 500]
             session.execute(
-                delete(Contact).where(Contact.organisation_id == org_id,
-                                      Contact.id.in_(ids[start:start + 500]))
+                delete(Contact).where(Contact.organisation_id == org_id, Contact.id.in_(batch))
+                .execution_options(synchronize_session=False)
+            )
+            # The stored first response of the contact's create is a copy of it, notes included:
+            # it goes too, or the purged contact would live on (and replay) until its key expired.
+            session.execute(
+                delete(IdempotencyRecord).where(IdempotencyRecord.organisation_id == org_id,
+                                                IdempotencyRecord.resource_id.in_([str(i) for i in batch]))
                 .execution_options(synchronize_session=False)
             )
         record_event(session, Actor(org_id, "system", "cli:purge"), "contacts.purge",
