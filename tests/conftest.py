@@ -154,8 +154,17 @@ def truncate_all(app: Flask) -> None:
         if db.engine.dialect.name == "postgresql":
             db.session.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
         else:
+            # The audit table's append-only triggers refuse DELETE (TRUNCATE on PostgreSQL fires
+            # no row trigger): set them aside for the clean-up, in the same transaction.
+            triggers = db.session.execute(text(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_events'"
+            )).all()
+            for name, _sql in triggers:
+                db.session.execute(text(f'DROP TRIGGER "{name}"'))
             for name in tables:
                 db.session.execute(text(f"DELETE FROM {name}"))
+            for _name, sql in triggers:
+                db.session.execute(text(sql))
         db.session.commit()
         db.session.remove()
         limiter.reset()

@@ -57,6 +57,10 @@ def _tables(app) -> set[str]:
 
 def _has_audit_trigger(app) -> bool:
     with app.app_context(), db.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":  # one for UPDATE, one for DELETE (0005)
+            return conn.scalar(text(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_events'"
+                " AND name LIKE 'audit_events_append_only_%'")) == 2
         return conn.scalar(text(
             "SELECT count(*) FROM pg_trigger WHERE tgname = 'audit_events_append_only'"
             " AND tgrelid = 'audit_events'::regclass")) == 1
@@ -81,8 +85,12 @@ def test_downgrade_to_base_and_upgrade_again(fresh_app, backend):
     with fresh_app.app_context():
         upgrade()
     assert _tables(fresh_app) == TABLES
-    if backend == "postgresql":
-        assert _has_audit_trigger(fresh_app)
+    assert _has_audit_trigger(fresh_app)
+    with fresh_app.app_context():
+        downgrade(revision="0004")
+    assert _tables(fresh_app) == TABLES
+    if backend == "sqlite":
+        assert not _has_audit_trigger(fresh_app)
     with fresh_app.app_context():
         downgrade(revision="base")
     assert _tables(fresh_app) == set()
@@ -93,8 +101,7 @@ def test_downgrade_to_base_and_upgrade_again(fresh_app, backend):
     with fresh_app.app_context():
         upgrade()
     assert _tables(fresh_app) == TABLES
-    if backend == "postgresql":
-        assert _has_audit_trigger(fresh_app)
+    assert _has_audit_trigger(fresh_app)
 
 
 # --- tenancy --------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Append-only audit trail. Rows are inserted, never updated or deleted (a trigger on PostgreSQL)."""
+"""Append-only audit trail. Rows are inserted, never updated or deleted (triggers refuse both: 0001 on
+PostgreSQL, 0005 on SQLite)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""services.audit: events join the caller's transaction; the table is append-only on PostgreSQL."""
+"""services.audit: events join the caller's transaction; the table is append-only."""
 
 from __future__ import annotations
 
@@ -71,9 +71,9 @@ def test_list_events_query_scopes_filters_and_orders(world):
     assert len(ask(limit=2)) == 2
 
 
-def test_audit_table_is_append_only_on_postgresql(app, world, backend):
-    """PostgreSQL: a trigger refuses UPDATE and DELETE. SQLite has no such trigger (the app simply
-    has no code path that updates or deletes audit rows); there the statements go through."""
+def test_audit_table_is_append_only_on_every_database(app, world):
+    """SPEC §4: append-only. PostgreSQL refuses UPDATE and DELETE with a trigger (0001), SQLite
+    with two (0005): through raw SQL and through the ORM alike."""
     from rapportnotes.extensions import db
 
     org = world.org()
@@ -81,13 +81,18 @@ def test_audit_table_is_append_only_on_postgresql(app, world, backend):
     statements = ["UPDATE audit_events SET action = 'forged'", "DELETE FROM audit_events"]
     with app.app_context():
         for sql in statements:
-            if backend == "postgresql":
-                with pytest.raises(DBAPIError, match="append-only"):
-                    db.session.execute(text(sql))
-                db.session.rollback()
-            else:
-                assert db.session.execute(text(sql)).rowcount == 1
-                db.session.rollback()
+            with pytest.raises(DBAPIError, match="append-only"):
+                db.session.execute(text(sql))
+            db.session.rollback()
+        event = db.session.scalar(select(AuditEvent))
+        event.action = "forged"
+        with pytest.raises(DBAPIError, match="append-only"):
+            db.session.commit()
+        db.session.rollback()
+        db.session.delete(db.session.scalar(select(AuditEvent)))
+        with pytest.raises(DBAPIError, match="append-only"):
+            db.session.commit()
+        db.session.rollback()
         assert db.session.scalar(select(func.count()).select_from(AuditEvent)) == 1
         assert db.session.scalar(select(AuditEvent.action)) == "thing.do"
         db.session.remove()
