@@ -24,6 +24,7 @@ from rapportnotes.api.common import (
 from rapportnotes.errors import ApiError, not_found
 from rapportnotes.extensions import db
 from rapportnotes.models import Team, TeamMember, User
+from rapportnotes.models.types import code_point_order
 from rapportnotes.schemas.team import MemberIn, TeamIn, TeamOut, TeamPatch
 from rapportnotes.security import me, parse_id, roles_required, supervises_team
 from rapportnotes.services.audit import record_event
@@ -93,6 +94,7 @@ def list_():
     args = query_args({"limit", "cursor"})
     limit = int_arg(args, "limit", 50, 1, 200)
     after = decode_cursor(args.get("cursor"), 2)
+    name = code_point_order(Team.name, db.session.get_bind().dialect)
     # Members are loaded on use elsewhere; a page of teams loads them all in one more query.
     q = select(Team).options(selectinload(Team.members)).where(Team.organisation_id == user.organisation_id)
     if user.role == "supervisor":
@@ -108,8 +110,8 @@ def list_():
             after_id = uuid.UUID(after[1])
         except ValueError:
             raise bad_query("cursor", "Invalid cursor.")
-        q = q.where(tuple_(Team.name, Team.id) > (after[0], after_id))
-    rows = list(db.session.scalars(q.order_by(Team.name, Team.id).limit(limit + 1)))
+        q = q.where(tuple_(name, Team.id) > (after[0], after_id))
+    rows = list(db.session.scalars(q.order_by(name, Team.id).limit(limit + 1)))
     last = rows[limit - 1] if len(rows) > limit else None
     nxt = encode_cursor([last.name, str(last.id)]) if last else None
     return page_response([_out.dump(t) for t in rows[:limit]], nxt, "api.teams.list_")

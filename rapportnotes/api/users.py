@@ -19,6 +19,7 @@ from rapportnotes.api.common import (
 from rapportnotes.errors import ApiError, not_found
 from rapportnotes.extensions import db
 from rapportnotes.models import ROLES, TeamMember, User
+from rapportnotes.models.types import code_point_order
 from rapportnotes.schemas.user import UserIn, UserOut, UserPatch
 from rapportnotes.security import Principal, me, parse_id, roles_required
 from rapportnotes.services import passwords, tokens
@@ -74,9 +75,10 @@ def list_():
         if args["role"] not in ROLES:
             raise bad_query("role", "Must be coach, supervisor or admin.")
         q = q.where(User.role == args["role"])
+    email = code_point_order(User.email, db.session.get_bind().dialect)
     if after:
-        q = q.where(User.email > after[0])
-    rows = list(db.session.scalars(q.order_by(User.email).limit(limit + 1)))
+        q = q.where(email > after[0])
+    rows = list(db.session.scalars(q.order_by(email).limit(limit + 1)))
     nxt = encode_cursor([rows[limit - 1].email]) if len(rows) > limit else None
     return page_response([_out.dump(u) for u in rows[:limit]], nxt, "api.users.list_")
 

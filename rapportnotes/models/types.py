@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import ColumnElement, DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -38,6 +38,16 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def code_point_order(column: ColumnElement[str], dialect: Dialect) -> ColumnElement[str]:
+    """``column`` compared by code point, as SQLite compares text, on every database.
+
+    PostgreSQL compares text with the collation the database was created with: C here, en_US on
+    many servers ("alpha" before "Team B", punctuation ignored at first). A listing ordered by text
+    and the pages its cursors cut would then differ from SQLite's; the C collation of a UTF-8
+    database is code point order."""
+    return column.collate("C") if dialect.name == "postgresql" else column
 
 
 def utcnow() -> datetime:
