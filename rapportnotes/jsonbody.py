@@ -52,8 +52,14 @@ def _depth(value: Any, limit: int) -> bool:
 
 
 def loads_strict(data: bytes | str, max_depth: int = 32) -> Any:
-    """Parse JSON or raise ``ValueError`` for anything a strict parser refuses."""
+    """Parse JSON or raise ``ValueError`` for anything a strict parser refuses.
+
+    Bytes are decoded as UTF-8 here (a leading byte order mark is ignored, as RFC 8259 allows):
+    given bytes, ``json.loads`` would also detect and take UTF-16 and UTF-32, which JSON
+    exchanged between systems must not be (RFC 8259 section 8.1)."""
     try:
+        if isinstance(data, bytes):
+            data = data.decode("utf-8-sig")
         value = json.loads(
             data,
             object_pairs_hook=_no_duplicates,
