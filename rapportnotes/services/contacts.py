@@ -290,7 +290,10 @@ def update_contact(session: Session, contact: Contact, data: dict[str, Any], tz:
     """Apply a validated PATCH; returns the contact's codes afterwards.
 
     Nothing is flushed until the end, so the row's version goes up exactly once per edit (and a
-    concurrent edit of the same version makes that one flush raise ``StaleDataError``).
+    concurrent edit of the same version makes that one flush raise ``StaleDataError``). A PATCH
+    that changes nothing (``{}``, or every value as it is; tags compared as a set) is not a
+    change: ``version`` goes up "on each change" (SPEC §4), so the ETag a client holds stays
+    valid and sync does not send the contact again.
     """
     current = codes_for(session, contact.organisation_id, [contact.id])[contact.id]
     with session.no_autoflush:
@@ -305,6 +308,8 @@ def update_contact(session: Session, contact: Contact, data: dict[str, Any], tz:
         if "behaviours" in data:
             codes = list(data["behaviours"] or [])
             check_codes(session, contact.organisation_id, codes, allowed_retired=current)
+        if not session.is_modified(contact) and set(codes) == set(current):
+            return current
         locks.stamp_in_commit_order(session)
         contact.updated_at = utcnow()
     # The versioned UPDATE goes first: of two edits of the same version, the loser fails here

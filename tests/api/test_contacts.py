@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from rapportnotes.models import Contact, ContactBehaviour
+from rapportnotes.models import AuditEvent, Contact, ContactBehaviour
 from tests.support.callers import deactivate, make_admin, move_generation, revoke_token
 from tests.support.problems import assert_problem
 from tests.support.statements import Statements, assert_pool_back_in_transactions
@@ -309,6 +309,30 @@ def test_patch_updates_fields_bumps_version_and_null_clears(client, cast, world)
     assert got["duration_minutes"] == 50 and got["behaviours"] == ["hope"] and got["version"] == 2
     assert got["updated_at"] >= c["updated_at"]
     assert world.count(ContactBehaviour) == 1
+
+
+def test_a_patch_that_changes_nothing_keeps_version_and_updated_at(client, cast, world):
+    """SPEC §4: version increases on each change. ``{}`` or every value as it is (the same
+    instant in another offset, the same tags in another order) changes nothing: the ETag stays
+    valid and sync does not send the contact again. The request is still audited."""
+    c = post(client, cast.coach, notes="n", peer_rating=4).get_json()
+    url, h = f"{URL}/{c['id']}", cast.coach.headers
+    kolkata = timezone(timedelta(hours=5, minutes=30))
+    same_instant = datetime.fromisoformat(c["occurred_at"]).astimezone(kolkata)
+    for patch in ({}, {"peer_ref": c["peer_ref"], "duration_minutes": 30, "setting": None},
+                  {"occurred_at": same_instant.isoformat(), "behaviours": ["active_listening", "empathy"],
+                   "notes": "n", "peer_rating": 4}):
+        r = client.patch(url, json=patch, headers={**h, "If-Match": '"1"'})
+        assert r.status_code == 200 and r.headers["ETag"] == '"1"', patch
+        got = r.get_json()
+        assert got["version"] == 1 and got["updated_at"] == c["updated_at"], patch
+        assert sorted(got["behaviours"]) == ["active_listening", "empathy"] and got["notes"] == "n"
+    assert client.get(url, headers=h).get_json() == c
+    assert world.count(ContactBehaviour) == 2
+    assert world.count(AuditEvent, action="contact.update") == 3
+    r = client.patch(url, json={"peer_rating": 5}, headers={**h, "If-Match": '"1"'})  # a change, once
+    assert r.status_code == 200 and r.get_json()["version"] == 2 and r.headers["ETag"] == '"2"'
+    assert r.get_json()["updated_at"] > c["updated_at"]
 
 
 @pytest.mark.parametrize(
