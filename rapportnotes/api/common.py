@@ -22,6 +22,10 @@ from rapportnotes.security import Principal, TokenCaller
 from rapportnotes.services.audit import Actor
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
+# Query values are short, but a cursor carries a row's name or email (up to 254 characters of any
+# script, up to 4 bytes each as UTF-8): every cursor a listing hands out must come back in.
+_MAX_QUERY_VALUE = 512
+_MAX_CURSOR = 2048
 
 
 def actor_for(user: Principal | TokenCaller) -> Actor:
@@ -56,7 +60,8 @@ def query_args(allowed: set[str]) -> Mapping[str, str]:
         values = args.getlist(name)
         if len(values) > 1:
             raise bad_query(name, "Give this parameter at most once.")
-        if len(values[0]) > 512 or text_problem(values[0]):
+        limit = _MAX_CURSOR if name == "cursor" else _MAX_QUERY_VALUE
+        if len(values[0]) > limit or text_problem(values[0]):
             raise bad_query(name, "Invalid characters or too long.")
     return {k: args[k] for k in args}
 
@@ -123,7 +128,9 @@ def uuid_arg(args: Mapping[str, str], name: str) -> uuid.UUID | None:
 
 
 def encode_cursor(values: list[Any]) -> str:
-    raw = json.dumps(values, separators=(",", ":"), default=str).encode()
+    """UTF-8, not ``\\uXXXX`` escapes: a name in another script would take up to three times the
+    room (a 64-character Cyrillic team name already made a cursor over the old 512 limit)."""
+    raw = json.dumps(values, separators=(",", ":"), default=str, ensure_ascii=False).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
