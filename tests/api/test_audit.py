@@ -209,6 +209,25 @@ def test_filters(client, world):
     assert q(f"target_id={target}&limit=1") == [ids[2], ids[3]]
 
 
+def test_a_day_the_zone_skips_is_an_empty_day_not_a_reversed_range(client, world):
+    """Samoa skipped 30 December 2011 (it moved across the date line): that day starts where 31
+    December does, so its bounds as instants are equal, and ``from=to=`` it was a 422."""
+    org = world.org(timezone="Pacific/Apia")
+    admin = world.user(org, "admin")
+    t = lambda s: datetime.fromisoformat(s)  # noqa: E731
+    ids = _insert(world, org, [
+        {"at": t("2011-12-30T09:59:59+00:00")},  # 23:59:59 on 29 December (UTC-10)
+        {"at": t("2011-12-30T10:00:00+00:00")},  # 00:00 on 31 December (UTC+14)
+    ])
+    q = lambda query: [e["id"] for e in _all(client, admin.headers, query)][::-1]  # noqa: E731
+    assert q("from=2011-12-30&to=2011-12-30") == []
+    assert q("from=2011-12-29&to=2011-12-30") == ids[:1]
+    assert q("from=2011-12-30&to=2011-12-31") == ids[1:]
+    for query in ("from=2011-12-31&to=2011-12-30", "from=2011-12-30&to=2011-12-29",
+                  "from=2011-12-30&to=2011-12-30T09:59:59Z"):
+        assert_problem(client.get(f"{URL}?{query}", headers=admin.headers), 422, "from")
+
+
 @pytest.mark.parametrize(("query", "field"), [
     ("limit=0", "limit"), ("limit=201", "limit"), ("limit=ten", "limit"),
     ("from=2025-13-01", "from"), ("to=2025-02-30", "to"), ("from=yesterday", "from"),
