@@ -223,3 +223,43 @@ def test_an_edit_made_while_the_zone_moves_is_dated_in_the_new_zone(client, worl
                      json={"occurred_at": "2025-03-09T03:30:00Z"})
     assert r.status_code == 200 and r.get_json()["version"] == 2, r.get_json()
     assert _stored(world, org)[cid][1] == date(2025, 3, 9)  # London; New York would be 8 March
+
+
+class _AfterCommit:
+    """``session``, but ``after(n)`` runs once its ``n``-th commit has finished (no lock held)."""
+
+    def __init__(self, session, after):
+        self._session, self._after, self._commits = session, after, 0
+
+    def __getattr__(self, name):
+        return getattr(self._session, name)
+
+    def commit(self):
+        self._session.commit()
+        self._commits += 1
+        self._after(self._commits)
+
+
+def test_a_second_zone_change_while_the_first_redates_has_the_last_word(app, world, client):
+    """Two ``set-timezone`` runs overlapping (an operator rerunning one that looked stuck, with
+    another zone): the first went on redating its remaining batches in its own zone after the
+    second had finished, leaving contacts dated in a zone the organisation no longer has."""
+    from rapportnotes.extensions import db
+    from rapportnotes.services.organisations import change_timezone
+
+    org = world.org(timezone="America/New_York")
+    coach = world.user(org, "coach")
+    for t in INSTANTS:
+        _log(client, coach, t)
+
+    def second_change(commits):
+        if commits == 2:  # the first run's zone change and its first batch have committed
+            world.run(lambda s: change_timezone(s, uuid.UUID(org), "Pacific/Pago_Pago", _system(org)))
+
+    with app.app_context():
+        change_timezone(_AfterCommit(db.session, second_change), uuid.UUID(org), "Europe/London",
+                        _system(org), batch_size=2)
+    assert world.run(lambda s: s.get(Organisation, uuid.UUID(org)).timezone) == "Pacific/Pago_Pago"
+    stored = _stored(world, org)
+    assert {cid: day for cid, (_, day) in stored.items()} == {
+        cid: local_date(t, "Pacific/Pago_Pago") for cid, (t, _) in stored.items()}

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from rapportnotes.models import User
+from rapportnotes.models import Organisation, User
 
 
 def lock_user(session: Session, organisation_id: uuid.UUID, user_id: uuid.UUID) -> None:
@@ -29,6 +29,19 @@ def lock_user(session: Session, organisation_id: uuid.UUID, user_id: uuid.UUID) 
         session.execute(select(users.c.id).where(where).with_for_update(key_share=True))
     else:
         _sqlite_write_lock(session)
+
+
+def hold_timezone(session: Session, organisation_id: uuid.UUID) -> str:
+    """The organisation's time zone, which no zone change can replace before this transaction
+    ends. PostgreSQL: ``FOR KEY SHARE`` (``change_timezone`` takes the row ``FOR UPDATE``). SQLite:
+    the database's write lock is taken before the read, so a change committed first is seen and
+    none can commit until this transaction ends."""
+    q = select(Organisation.timezone).where(Organisation.id == organisation_id)
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(read=True, key_share=True)
+    else:
+        _sqlite_write_lock(session)
+    return session.execute(q).scalar_one()
 
 
 def _sqlite_write_lock(session: Session) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from rapportnotes.errors import ApiError
 from rapportnotes.models import Contact, Organisation, User
 from rapportnotes.models.types import utcnow
-from rapportnotes.services import audit, passwords
+from rapportnotes.services import audit, locks, passwords
 from rapportnotes.services.taxonomy import ensure_default_behaviours
 from rapportnotes.services.timezones import is_valid_zone, local_date
 
@@ -94,7 +94,8 @@ def change_timezone(session: Session, organisation_id: uuid.UUID, timezone: str,
     large history), then contacts written since the change began get a second pass. The
     ``organisation.update`` audit event by ``actor`` commits with the zone change, so a change
     never exists without its audit row, even if the recompute stops midway (running the command
-    again finishes it). Commits; returns how many contacts' dates changed. ``ValueError`` for an
+    again finishes it). A run overtaken by a later change stops: that one redates every contact.
+    Commits; returns how many contacts' dates changed. ``ValueError`` for an
     unknown zone or organisation.
     """
     if not is_valid_zone(timezone):
@@ -122,6 +123,11 @@ def _recompute_local_dates(session: Session, organisation_id: uuid.UUID, timezon
               .values(local_date=bindparam("day")))
     changed, after = 0, None
     while True:
+        # Each batch holds the zone it writes in until it commits: a later change of zone waits
+        # for the batch, and this run stops once it sees one (that run redates every contact).
+        if locks.hold_timezone(session, organisation_id) != timezone:
+            session.rollback()
+            return changed
         q = (select(c.id, c.occurred_at, c.local_date).where(c.organisation_id == organisation_id)
              .order_by(c.id).limit(batch_size))
         if after is not None:
@@ -130,6 +136,7 @@ def _recompute_local_dates(session: Session, organisation_id: uuid.UUID, timezon
             q = q.where(or_(c.created_at >= since, c.updated_at >= since))
         rows = session.execute(q).all()
         if not rows:
+            session.rollback()  # lets go of the zone
             return changed
         moved = [{"cid": r.id, "day": day} for r in rows
                  if (day := local_date(r.occurred_at, timezone)) != r.local_date]
