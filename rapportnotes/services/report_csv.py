@@ -19,6 +19,11 @@ TOTAL_FIELDS = (
     "rated_contacts",
     "mean_peer_rating",
 )
+COACH_COLUMNS = ("start", "contacts", "minutes")
+TEAM_COLUMNS = ("coach_id", "display_name", *TOTAL_FIELDS)
+# The behaviour columns that follow are named by code: a code named like one of these would give
+# a CSV two columns of one name, and a reader going by the header takes the wrong one.
+RESERVED_CODES = frozenset(COACH_COLUMNS + TEAM_COLUMNS)
 
 
 def safe_cell(value: Any) -> str:
@@ -46,7 +51,7 @@ def coach_csv(report: dict[str, Any]) -> str:
         [s["start"], s["contacts"], s["minutes"], *(s["behaviours"].get(c, 0) for c in codes)]
         for s in report["series"]
     ]
-    return _render(["start", "contacts", "minutes", *codes], rows)
+    return _render([*COACH_COLUMNS, *codes], rows)
 
 
 def team_csv(report: dict[str, Any], codes: list[str]) -> str:
@@ -66,4 +71,4 @@ def team_csv(report: dict[str, Any], codes: list[str]) -> str:
     t = report["totals"]
     team_counts = [sum(r["behaviours"].get(c, 0) for r in report["coaches"]) for c in codes]
     rows.append(["", "team total", *(t[f] for f in TOTAL_FIELDS), *team_counts])
-    return _render(["coach_id", "display_name", *TOTAL_FIELDS, *codes], rows)
+    return _render([*TEAM_COLUMNS, *codes], rows)

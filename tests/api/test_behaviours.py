@@ -116,6 +116,17 @@ def test_bad_behaviour_bodies_are_422(client, cast, world, payload, field):
     assert world.count(Behaviour, code="ok_code") == 0
 
 
+@pytest.mark.parametrize("code", ["minutes", "contacts", "start", "coach_id", "supportive_tags",
+                                  "mean_peer_rating"])
+def test_a_code_may_not_take_the_name_of_a_report_csv_column(client, cast, world, code):
+    """A report CSV names a column per behaviour code after its own columns: a behaviour coded
+    ``minutes`` gave the team CSV two ``minutes`` columns, and a reader going by the header (a
+    ``csv.DictReader``) read the behaviour's count as the coach's minutes."""
+    body = {"code": code, "label": "x", "category": "c", "polarity": "supportive"}
+    assert_problem(client.post(URL, json=body, headers=cast.admin.headers), 422, "code")
+    assert world.count(Behaviour, code=code) == 0
+
+
 def test_patch_cannot_change_code_or_polarity(client, cast):
     for payload, field in (({"code": "x"}, "code"), ({"polarity": "supportive"}, "polarity")):
         assert_problem(client.patch(f"{URL}/judging", json=payload, headers=cast.admin.headers), 422, field)
