@@ -118,8 +118,11 @@ def change_timezone(session: Session, organisation_id: uuid.UUID, timezone: str,
 def _recompute_local_dates(session: Session, organisation_id: uuid.UUID, timezone: str,
                            batch_size: int, since: datetime | None) -> int:
     c = Contact.__table__.c
+    # Only if occurred_at is still the one the date was computed from: an edit that moved it
+    # meanwhile dated it itself, in the zone this run writes in (it reads the zone held here).
     update = (Contact.__table__.update()
-              .where(c.organisation_id == organisation_id, c.id == bindparam("cid"))
+              .where(c.organisation_id == organisation_id, c.id == bindparam("cid"),
+                     c.occurred_at == bindparam("at", type_=c.occurred_at.type))
               .values(local_date=bindparam("day")))
     changed, after = 0, None
     while True:
@@ -138,7 +141,7 @@ def _recompute_local_dates(session: Session, organisation_id: uuid.UUID, timezon
         if not rows:
             session.rollback()  # lets go of the zone
             return changed
-        moved = [{"cid": r.id, "day": day} for r in rows
+        moved = [{"cid": r.id, "at": r.occurred_at, "day": day} for r in rows
                  if (day := local_date(r.occurred_at, timezone)) != r.local_date]
         if moved:
             session.execute(update, moved)
