@@ -11,6 +11,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from rapportnotes.models import AuditEvent, Contact, ContactBehaviour, Team, TeamMember, User
+from rapportnotes.services import locks
 from rapportnotes.services.audit import Actor, event_row
 from rapportnotes.services.organisations import create_organisation, create_user
 from rapportnotes.services.timezones import local_date
@@ -55,7 +56,10 @@ def seed_demo(session: Session, *, only_if_empty: bool = False,
     """Create the demo organisation if it is not there yet; return its logins either way.
 
     With ``only_if_empty``, a database that has users but no demo is left alone (``None``).
+    Two runs at once take turns, so the second finds the first one's demo instead of failing
+    on its emails.
     """
+    locks.take_turns(session, "rapportnotes:seed-demo")
     logins = [(email, role) for email, _name, role in DEMO_USERS]
     taken = session.execute(
         select(User.email, User.organisation_id).where(User.email.in_([email for email, *_ in DEMO_USERS]))

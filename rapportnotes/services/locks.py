@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from rapportnotes.models import Organisation, User
@@ -42,6 +42,17 @@ def hold_timezone(session: Session, organisation_id: uuid.UUID) -> str:
     else:
         _sqlite_write_lock(session)
     return session.execute(q).scalar_one()
+
+
+def take_turns(session: Session, name: str) -> None:
+    """Hold the lock called ``name`` until this transaction ends, for a check-then-create that has
+    no row to lock yet (the check finds nothing): a second caller waits here, then sees the
+    first one's rows. PostgreSQL: a transaction-level advisory lock, on any host. SQLite: the
+    database's write lock."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(name, 0))))
+    else:
+        _sqlite_write_lock(session)
 
 
 def _sqlite_write_lock(session: Session) -> None:
