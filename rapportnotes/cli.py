@@ -142,7 +142,7 @@ def create_user_cmd(org_id: str, email: str, role: str, display_name: str | None
         org = None
     if org is None:
         raise click.BadParameter("no such organisation", param_hint="--org")
-    password = sys.stdin.readline().rstrip("\r\n")
+    password = _password_from_stdin()
     data = {"email": email, "display_name": display_name or email.split("@")[0],
             "role": role, "password": password}
     try:
@@ -155,6 +155,29 @@ def create_user_cmd(org_id: str, email: str, role: str, display_name: str | None
     _audit(org.id, "create-user", "user.create", "user", user.id)
     db.session.commit()
     click.echo(str(user.id))
+
+
+# Longer than the longest password (256 characters of up to 4 UTF-8 bytes) and its line ending.
+_PASSWORD_LINE_BYTES = 4 * 256 + 2
+
+
+def _password_from_stdin() -> str:
+    """The first line of standard input, without its line ending.
+
+    Bytes decoded as UTF-8, whatever the locale says: the API reads passwords from JSON (UTF-8),
+    so the locale's codec could store a password the user can never type at login. Input that is
+    not UTF-8, or no standard input at all (``<&-``), is a usage error, not a traceback; the read
+    stops after the longest possible password (``< /dev/zero`` must not fill the memory)."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        raise click.UsageError("--password-stdin: there is no standard input to read the password from.")
+    line = stream.readline(_PASSWORD_LINE_BYTES + 1)
+    if len(line) > _PASSWORD_LINE_BYTES:
+        raise click.UsageError("password: Length must be between 12 and 256.")
+    try:
+        return line.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise click.UsageError("--password-stdin: the password is not valid UTF-8.")
 
 
 @click.command("seed-demo")

@@ -1,0 +1,62 @@
+"""``rapportnotes create-user --password-stdin``: what standard input can hold (SPEC §3)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rapportnotes.models import AuditEvent, User
+
+PASSWORD = "pässwörd-über-12"  # not ASCII: its UTF-8 bytes are what the API hashes and checks
+
+
+def _create_user(runner, org, stdin, email="new@example.org"):
+    return runner.invoke(args=["create-user", "--org", org, "--email", email, "--role", "coach",
+                               "--password-stdin"], input=stdin)
+
+
+@pytest.mark.parametrize("stdin", [b"\xff\xfe-not-utf-8-password\n", b"caf\xe9-latin-1-password\n"])
+def test_a_password_that_is_not_utf8_is_a_usage_error_not_a_traceback(runner, world, stdin):
+    org = world.org()
+    result = _create_user(runner, org, stdin)
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "UTF-8" in result.output and "Traceback" not in result.output
+    assert world.count(User) == 0 and world.count(AuditEvent) == 0
+
+
+def test_the_password_is_read_as_utf8_whatever_the_locale(app, world, client):
+    """An operator's terminal in a non-UTF-8 locale (here latin-1) must not change the password
+    that is stored: the API reads passwords from JSON, always UTF-8."""
+    from flask.testing import FlaskCliRunner
+
+    org = world.org()
+    result = _create_user(FlaskCliRunner(app, charset="latin-1"), org, PASSWORD.encode() + b"\n")
+    assert result.exit_code == 0, result.output
+    r = client.post("/api/v1/auth/login", json={"email": "new@example.org", "password": PASSWORD})
+    assert r.status_code == 200
+
+
+def test_a_line_longer_than_any_password_is_refused(runner, world):
+    org = world.org()
+    result = _create_user(runner, org, b"x" * 10_000_000)  # e.g. ``< /dev/zero`` or the wrong file
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "password" in result.output and "Traceback" not in result.output
+    assert world.count(User) == 0
+
+
+def test_no_standard_input_at_all_is_a_usage_error_not_a_traceback(database_url, world, tmp_path: Path):
+    """``rapportnotes create-user ... --password-stdin <&-`` (stdin closed, as some job runners
+    start commands): Python then has no ``sys.stdin``."""
+    org = world.org()
+    code = "from rapportnotes.cli import main; main(prog_name='rapportnotes')"
+    script = (f'"{sys.executable}" -c "{code}" create-user --org {org} --email n@example.org '
+              "--role coach --password-stdin <&-")
+    env = {"PATH": "/usr/bin:/bin", "RAPPORTNOTES_ENV": "development", "DATABASE_URL": database_url,
+           "RAPPORTNOTES_INSTANCE": str(tmp_path), "PYTHONPATH": str(Path(__file__).parent.parent)}
+    done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "standard input" in done.stderr
+    assert world.count(User) == 0
