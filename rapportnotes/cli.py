@@ -136,13 +136,15 @@ def create_user_cmd(org_id: str, email: str, role: str, display_name: str | None
     from rapportnotes.schemas.user import UserIn
     from rapportnotes.services.organisations import create_user
 
+    # Read before the database is touched: an open transaction would hold every client's sync
+    # back (services.contacts.sync_horizon) for as long as the password takes to arrive.
+    password = _password_from_stdin()
     try:
         org = db.session.get(Organisation, uuid.UUID(org_id))
     except ValueError:
         org = None
     if org is None:
         raise click.BadParameter("no such organisation", param_hint="--org")
-    password = _password_from_stdin()
     data = {"email": email, "display_name": display_name or email.split("@")[0],
             "role": role, "password": password}
     try:

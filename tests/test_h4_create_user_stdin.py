@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -60,3 +61,44 @@ def test_no_standard_input_at_all_is_a_usage_error_not_a_traceback(database_url,
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and "standard input" in done.stderr
     assert world.count(User) == 0
+
+
+class _WatchedStdin(io.BytesIO):
+    """Standard input that notes whether the command had a database transaction open while it
+    waited to be read (an operator typing, or a script that has not written yet)."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.open_transaction_while_read: list[bool] = []
+
+    def _note(self) -> None:
+        from flask import has_app_context
+
+        from rapportnotes.extensions import db
+
+        if has_app_context():  # click probes the stream before the command runs
+            self.open_transaction_while_read.append(db.session().in_transaction())
+
+    def read(self, *args):
+        self._note()
+        return super().read(*args)
+
+    def read1(self, *args):
+        self._note()
+        return super().read1(*args)
+
+    def readline(self, *args):
+        self._note()
+        return super().readline(*args)
+
+
+def test_no_transaction_is_open_while_the_password_is_awaited(runner, world, client):
+    """On PostgreSQL an open transaction holds every client's sync back until it ends (README:
+    an idle ``psql`` does), and nothing bounds how long an operator takes to type."""
+    org = world.org()
+    stdin = _WatchedStdin(PASSWORD.encode() + b"\n")
+    result = _create_user(runner, org, stdin)
+    assert result.exit_code == 0, result.output
+    assert stdin.open_transaction_while_read and not any(stdin.open_transaction_while_read)
+    assert client.post("/api/v1/auth/login", json={"email": "new@example.org", "password": PASSWORD}
+                       ).status_code == 200
