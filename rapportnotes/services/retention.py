@@ -25,14 +25,18 @@ def purge(session: Session, older_than_days: int) -> dict[str, int]:
         )
     ).all()
     per_org = Counter(org for org, _ in doomed)
+    purged = 0
     for org_id in per_org:
         ids = [cid for org, cid in doomed if org == org_id]
+        # Counted as deleted, not as found: a purge running at the same time may have removed
+        # some already, and the trail must not record them twice.
+        count = 0
         for start in range(0, len(ids), 500):
             batch = ids[start:start + 500]
-            session.execute(
+            count += session.execute(
                 delete(Contact).where(Contact.organisation_id == org_id, Contact.id.in_(batch))
                 .execution_options(synchronize_session=False)
-            )
+            ).rowcount
             # The stored first response of the contact's create is a copy of it, notes included:
             # it goes too, or the purged contact would live on (and replay) until its key expired.
             session.execute(
@@ -40,11 +44,13 @@ def purge(session: Session, older_than_days: int) -> dict[str, int]:
                                                 IdempotencyRecord.resource_id.in_([str(i) for i in batch]))
                 .execution_options(synchronize_session=False)
             )
-        record_event(session, Actor(org_id, "system", "cli:purge"), "contacts.purge",
-                     target_type="contacts", target_id=f"count={per_org[org_id]}")
+        if count:
+            record_event(session, Actor(org_id, "system", "cli:purge"), "contacts.purge",
+                         target_type="contacts", target_id=f"count={count}")
+        purged += count
     expired = session.execute(
         delete(IdempotencyRecord).where(IdempotencyRecord.expires_at < now)
         .execution_options(synchronize_session=False)
     ).rowcount
     tokens.purge_expired(session, now)
-    return {"contacts": len(doomed), "idempotency_records": expired or 0}
+    return {"contacts": purged, "idempotency_records": expired or 0}

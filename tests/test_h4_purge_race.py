@@ -1,0 +1,64 @@
+"""``rapportnotes purge`` run twice at once (a slow run still going when cron starts the next):
+each tombstone is removed once, and the audit trail and the output count it once (SPEC §3)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+
+from rapportnotes.models import AuditEvent, Contact
+from rapportnotes.services import retention
+
+
+def _tombstones(client, coach, n):
+    ids = []
+    for _ in range(n):
+        r = client.post("/api/v1/contacts", headers=coach.headers, json={
+            "peer_ref": "P", "occurred_at": "2025-01-01T10:00:00Z", "duration_minutes": 5,
+            "modality": "phone", "behaviours": ["hope"]})
+        ids.append(r.get_json()["id"])
+        assert client.delete(f"/api/v1/contacts/{ids[-1]}", headers=coach.headers).status_code == 204
+    return ids
+
+
+def test_two_purges_at_once_count_each_tombstone_once(app, client, cast, world, monkeypatch):
+    _tombstones(client, cast.coach, 3)
+    world.run(lambda s: s.execute(update(Contact).where(Contact.organisation_id == uuid.UUID(cast.org))
+                                  .values(deleted_at=datetime.now(UTC) - timedelta(days=40))))
+    # Both runs have found the tombstones before either removes them (or a second has passed: a
+    # run that waits for the other one never comes).
+    both_found = threading.Barrier(2, timeout=1)
+
+    def found(*args):
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_found.wait()
+        return Counter(*args)
+
+    monkeypatch.setattr(retention, "Counter", found)
+    counts: list[object] = [None, None]
+
+    def run(i: int) -> None:
+        from rapportnotes.extensions import db
+
+        with app.app_context():
+            try:
+                counts[i] = retention.purge(db.session, 30)["contacts"]
+                db.session.commit()
+            except BaseException as exc:
+                counts[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(counts, key=str) == [0, 3]
+    assert world.count(Contact) == 0
+    events = world.run(lambda s: s.scalars(select(AuditEvent.target_id)
+                                           .where(AuditEvent.action == "contacts.purge")).all())
+    assert events == ["count=3"]
