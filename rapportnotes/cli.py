@@ -72,7 +72,9 @@ class _Group(FlaskGroup):
             ) from None
 
 
-@click.group(cls=_Group, create_app=_create_app)
+# No ``.env``/``.flaskenv`` (Flask reads the nearest one, up to the root, when python-dotenv is
+# installed): the configuration is the environment only, as the server under gunicorn sees it.
+@click.group(cls=_Group, create_app=_create_app, load_dotenv=False)
 def main() -> None:
     """Manage rapportnotes."""
 
