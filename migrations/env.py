@@ -96,6 +96,10 @@ def run_migrations_online():
         try:
             context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
             with context.begin_transaction():
+                if connection.dialect.name == "postgresql":
+                    # Not the requests' statement_timeout (5 s): building an index on a large
+                    # table takes longer, and a cancelled migration rolls back to run again.
+                    connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
                 context.run_migrations()
                 if sqlite:
                     broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 from flask import Flask
 from flask.cli import FlaskGroup, NoAppException, with_appcontext
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
 
 from rapportnotes.extensions import db
 
@@ -30,6 +34,31 @@ def _system(command: str, organisation_id: uuid.UUID) -> Actor:
     from rapportnotes.services.audit import Actor
 
     return Actor(organisation_id, "system", f"cli:{command}")
+
+
+def _lift_statement_timeout(connection: Connection) -> None:
+    connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
+
+
+def operator_task(command: Callable[..., None]) -> Callable[..., None]:
+    """Runs an operator command without the requests' PostgreSQL ``statement_timeout``.
+
+    That limit (``DB_STATEMENT_TIMEOUT_MS``, 5 s) keeps a request from hanging; a purge over
+    years of tombstones or redating a large organisation may take longer, and cancelling it
+    midway only means running it again into the same limit. The operator watching the command
+    can stop it. SQLite's busy timeout, the same setting there, is kept.
+    """
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        engine = db.engine
+        if engine.dialect.name != "postgresql":
+            return command(*args, **kwargs)
+        event.listen(engine, "begin", _lift_statement_timeout)
+        try:
+            return command(*args, **kwargs)
+        finally:
+            event.remove(engine, "begin", _lift_statement_timeout)
+    return run
 
 
 def register(app: Flask) -> None:
@@ -102,6 +131,7 @@ def create_org(name: str, timezone: str) -> None:
 
 @click.command("set-timezone")
 @with_appcontext
+@operator_task
 @click.argument("org_id")
 @click.argument("timezone")
 def set_timezone_cmd(org_id: str, timezone: str) -> None:
@@ -210,6 +240,7 @@ def seed_demo_cmd(if_empty: bool) -> None:
 
 @click.command("purge")
 @with_appcontext
+@operator_task
 @click.option("--older-than", "days", required=True, type=click.IntRange(min=0, max=36_500),
               help="Hard-delete contacts soft-deleted more than DAYS days ago (0 to 36500).")
 def purge_cmd(days: int) -> None:

@@ -70,3 +70,36 @@ def test_purge_rejects_an_age_out_of_range(runner, world, args):
     result = runner.invoke(args=["purge", *args])
     assert result.exit_code == 2, result.output  # a usage error, not a crash
     assert "Traceback" not in result.output
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("command", [["purge", "--older-than", "30"], ["db", "upgrade"]])
+def test_operator_commands_are_not_cut_short_by_the_request_statement_timeout(database_url, app, command,
+                                                                            monkeypatch):
+    """A purge over years of tombstones, or a migration building an index on a large table, runs
+    longer than a request may (``DB_STATEMENT_TIMEOUT_MS``); requests keep that limit."""
+    from sqlalchemy import event, text
+    from sqlalchemy.exc import OperationalError
+
+    from rapportnotes.extensions import db
+    from tests.conftest import make_app
+
+    quick = make_app(database_url, DB_STATEMENT_TIMEOUT_MS=100)
+    with quick.app_context():
+        def slow(connection, cursor, statement, *_args):
+            if not connection.info.get("slept") and not statement.startswith("SET"):
+                connection.info["slept"] = True  # once per connection: a long statement
+                cursor.execute("SELECT pg_sleep(0.3)")
+
+        event.listen(db.engine, "before_cursor_execute", slow)
+        try:
+            result = quick.test_cli_runner().invoke(args=command)
+            assert result.exit_code == 0, result.output
+            with db.engine.connect() as conn:  # a request's connection still has the limit
+                conn.info["slept"] = True
+                assert conn.execute(text("SHOW statement_timeout")).scalar() == "100ms"
+                with pytest.raises(OperationalError):
+                    conn.exec_driver_sql("SELECT pg_sleep(0.3)")
+        finally:
+            event.remove(db.engine, "before_cursor_execute", slow)
+            db.engine.dispose()
