@@ -13,6 +13,7 @@ from flask import Flask
 from flask.cli import FlaskGroup, NoAppException, with_appcontext
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from rapportnotes.extensions import db
 
@@ -166,7 +167,7 @@ def create_user_cmd(org_id: str, email: str, role: str, display_name: str | None
     from rapportnotes.errors import ApiError
     from rapportnotes.models import Organisation
     from rapportnotes.schemas.user import UserIn
-    from rapportnotes.services.organisations import create_user
+    from rapportnotes.services.organisations import create_user, email_conflict, email_taken
 
     # Read before the database is touched: an open transaction would hold every client's sync
     # back (services.contacts.sync_horizon) for as long as the password takes to arrive.
@@ -186,8 +187,14 @@ def create_user_cmd(org_id: str, email: str, role: str, display_name: str | None
         raise click.UsageError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.messages.items()))
     except ApiError as exc:
         raise click.UsageError(exc.detail or "conflict")
-    _audit(org.id, "create-user", "user.create", "user", user.id)
-    db.session.commit()
+    try:
+        _audit(org.id, "create-user", "user.create", "user", user.id)
+        db.session.commit()
+    except IntegrityError:  # another run (or the API) took the email between check and insert
+        db.session.rollback()
+        if email_taken(db.session, data["email"]):
+            raise click.UsageError(email_conflict().detail or "conflict") from None
+        raise
     click.echo(str(user.id))
 
 

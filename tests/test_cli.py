@@ -83,6 +83,26 @@ def test_create_user_reads_the_password_from_stdin_and_can_log_in(runner, world,
     assert ("user.create", 201) in world.audit_actions(org)
 
 
+def test_create_user_losing_a_race_for_the_email_says_so(runner, world, monkeypatch):
+    """Another run (or the API) took the email between the check and the insert: the same
+    one-line 'in use' error as when the check sees it, not a database error."""
+    from rapportnotes.services import organisations
+
+    org = world.org()
+    assert create_user(runner, org).exit_code == 0
+    real, calls = organisations.email_taken, []
+
+    def not_yet(session, email):  # the check ran before the other insert committed
+        calls.append(email)
+        return False if len(calls) == 1 else real(session, email)
+
+    monkeypatch.setattr(organisations, "email_taken", not_yet)
+    result = create_user(runner, org, "new.admin@example.org")
+    assert result.exit_code == 2 and "already in use" in result.output, result.output
+    assert "database error" not in result.output and len(calls) == 2
+    assert world.count(User) == 1
+
+
 def test_create_user_display_name_defaults_to_the_local_part(runner, world):
     org = world.org()
     result = create_user(runner, org, "sam@example.org", "coach")
