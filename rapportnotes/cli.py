@@ -208,7 +208,12 @@ def _password_from_stdin() -> str:
     Bytes decoded as UTF-8, whatever the locale says: the API reads passwords from JSON (UTF-8),
     so the locale's codec could store a password the user can never type at login. Input that is
     not UTF-8, or no standard input at all (``<&-``), is a usage error, not a traceback; the read
-    stops after the longest possible password (``< /dev/zero`` must not fill the memory)."""
+    stops after the longest possible password (``< /dev/zero`` must not fill the memory). From a
+    terminal it is read without echo, so the password is not left on the screen."""
+    if sys.stdin is not None and sys.stdin.isatty():  # typed by an operator: not echoed
+        import getpass
+
+        return getpass.getpass("Password: ")
     stream = getattr(sys.stdin, "buffer", None)
     if stream is None:
         raise click.UsageError("--password-stdin: there is no standard input to read the password from.")

@@ -102,3 +102,47 @@ def test_no_transaction_is_open_while_the_password_is_awaited(runner, world, cli
     assert stdin.open_transaction_while_read and not any(stdin.open_transaction_while_read)
     assert client.post("/api/v1/auth/login", json={"email": "new@example.org", "password": PASSWORD}
                        ).status_code == 200
+
+
+def test_a_password_typed_at_a_terminal_is_not_echoed(database_url, world, client, tmp_path: Path):
+    """An operator typing the password at a terminal: it must not stay on the screen (or in the
+    terminal's scrollback and session recordings)."""
+    import os
+    import pty
+    import select
+
+    org = world.org()
+    main, tty = pty.openpty()
+    env = {"PATH": "/usr/bin:/bin", "RAPPORTNOTES_ENV": "development", "DATABASE_URL": database_url,
+           "RAPPORTNOTES_INSTANCE": str(tmp_path), "PYTHONPATH": str(Path(__file__).parent.parent),
+           "LANG": "C.UTF-8"}
+    code = "from rapportnotes.cli import main; main(prog_name='rapportnotes')"
+    # A session of its own: no controlling terminal, so getpass uses standard input (the pty).
+    proc = subprocess.Popen([sys.executable, "-c", code, "create-user", "--org", org, "--email",
+                             "typed@example.org", "--role", "coach", "--password-stdin"],
+                            stdin=tty, stdout=tty, stderr=tty, env=env, start_new_session=True)
+    os.close(tty)
+    screen = b""
+
+    def read_until(done, seconds: float = 30) -> None:
+        nonlocal screen
+        while not done(screen) and select.select([main], [], [], seconds)[0]:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # the command exited and closed the terminal
+                return
+            if not chunk:
+                return
+            screen += chunk
+
+    try:
+        read_until(lambda s: b"Password:" in s)
+        os.write(main, PASSWORD.encode() + b"\n")
+        read_until(lambda s: False)
+        assert proc.wait(30) == 0, screen
+    finally:
+        proc.kill()
+        os.close(main)
+    assert PASSWORD.encode() not in screen
+    assert client.post("/api/v1/auth/login", json={"email": "typed@example.org", "password": PASSWORD}
+                       ).status_code == 200
