@@ -143,7 +143,8 @@ def _keep_an_admin(admin: Principal, user: User, data: dict) -> None:
 @roles_required("admin")
 def update(user_id: str):
     """An admin may not deactivate or demote themself, and the organisation always keeps an
-    active admin: it keeps a way in."""
+    active admin: it keeps a way in. Nor reset their own password: changing one's password needs
+    the current one (SPEC §8), so a stolen admin token cannot lock the admin out of their account."""
     admin = me()
     user = _get(user_id)
     data = load_body(UserPatch())
@@ -151,6 +152,8 @@ def update(user_id: str):
         data.get("is_active") is False or data.get("role", "admin") != "admin"
     ):
         raise ApiError(409, "You cannot deactivate or demote yourself.")
+    if user.id == admin.id and "password" in data:
+        raise ApiError(409, "Change your own password with POST /me/password; it needs the current one.")
     _keep_an_admin(admin, user, data)
     if "role" in data:  # checked against the memberships, which a concurrent PUT may be adding:
         lock_user(db.session, user.organisation_id, user.id)  # both lock the user first
