@@ -52,6 +52,15 @@ class Contact(db.Model):
         Index("ix_contacts_org_coach_updated", "organisation_id", "coach_id", "updated_at", "id"),
         # Listing one peer's contacts (the case system's usual question), newest first.
         Index("ix_contacts_org_peer", "organisation_id", "peer_ref", "occurred_at", "id"),
+        # Retention (``purge``): an organisation's tombstones by age. Live rows have no entry, so
+        # logging a contact does not pay for it.
+        Index(
+            "ix_contacts_org_tombstones",
+            "organisation_id",
+            "deleted_at",
+            postgresql_where=text("deleted"),
+            sqlite_where=text("deleted = 1"),
+        ),
         Index(
             "uq_contacts_org_external_id",
             "organisation_id",
