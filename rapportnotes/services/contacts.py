@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     Insert,
+    Select,
     any_,
     bindparam,
     delete,
@@ -26,8 +27,9 @@ from sqlalchemy import (
     select,
     text,
     tuple_,
+    union_all,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from rapportnotes import driver
@@ -404,11 +406,9 @@ def list_contacts(
     """
     org = user.organisation_id
     q = select(Contact).where(Contact.organisation_id == org)
-    allowed = visible_coaches(user)
-    if allowed is not None:
-        q = q.where(Contact.coach_id.in_(allowed))
+    coaches = visible_coaches(user)
     if f.coach_id is not None:
-        q = q.where(Contact.coach_id == f.coach_id)
+        coaches = {f.coach_id} if coaches is None or f.coach_id in coaches else set()
     if f.peer_ref is not None:
         q = q.where(Contact.peer_ref == f.peer_ref)
     # ``local_date`` decides; the same days widened by a day on each side as UTC instants (wider
@@ -438,14 +438,13 @@ def list_contacts(
         q = q.where(Contact.updated_at >= f.updated_since, Contact.updated_at <= horizon)
         if after is not None:  # a row comparison: the index range starts at the cursor
             q = q.where(tuple_(Contact.updated_at, Contact.id) > (after[0], after[1]))
-        q = q.order_by(Contact.updated_at, Contact.id)
     else:
         if not f.include_deleted:
             q = q.where(Contact.deleted == false())
         if after is not None:
             q = q.where(tuple_(Contact.occurred_at, Contact.id) < (after[0], after[1]))
-        q = q.order_by(Contact.occurred_at.desc(), Contact.id.desc())
-    rows = list(session.scalars(q.limit(limit + 1)))
+    rows = _first_rows(session, q, coaches, ("updated_at", "id") if sync else ("occurred_at", "id"),
+                       descending=not sync, n=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     codes = codes_for(session, org, [c.id for c in rows])
@@ -456,3 +455,37 @@ def list_contacts(
         key = (last.updated_at, last.id) if sync else (last.occurred_at, last.id)
     return items, key
 
+
+
+# Past this many coaches, one statement over the organisation's index (the planner's choice).
+MAX_COACHES_MERGED = 64
+
+
+def _first_rows(session: Session, q: Select[Any], coaches: set[uuid.UUID] | None, keys: tuple[str, str],
+                descending: bool, n: int) -> list[Contact]:
+    """The first ``n`` rows of ``q`` in ``keys`` order, from ``coaches``' contacts (None: all).
+
+    For a few coaches (a supervisor's teams, a coach's own), the first ``n`` of each coach, read
+    from the index that leads with the coach, then merged: at most n index entries per coach,
+    however large the organisation. One ``coach_id IN (…)`` statement cannot read that index in
+    order across coaches, so the planner either walks the organisation's index skipping every
+    other coach's rows (one coach in twenty: 19 rows read for each returned) or sorts all of the
+    coaches' history.
+    """
+    def ordered(entity: Any) -> list[Any]:
+        columns = [getattr(entity, key) for key in keys]
+        return [c.desc() for c in columns] if descending else columns
+
+    if coaches is None or len(coaches) > MAX_COACHES_MERGED:
+        if coaches is not None:
+            q = q.where(Contact.coach_id.in_(coaches))
+        return list(session.scalars(q.order_by(*ordered(Contact)).limit(n)))
+    if not coaches:
+        return []
+    if len(coaches) == 1:
+        return list(session.scalars(q.where(Contact.coach_id == next(iter(coaches)))
+                                    .order_by(*ordered(Contact)).limit(n)))
+    firsts = [select(q.where(Contact.coach_id == coach).order_by(*ordered(Contact)).limit(n).subquery())
+              for coach in sorted(coaches)]
+    merged = aliased(Contact, union_all(*firsts).subquery())
+    return list(session.scalars(select(merged).order_by(*ordered(merged)).limit(n)))

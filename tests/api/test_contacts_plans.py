@@ -55,15 +55,19 @@ def _removed(plan: str) -> int:
     return sum(n.get("Rows Removed by Filter", 0) for n in nodes)
 
 
-@pytest.mark.parametrize("case", ["coach_sync", "peer_ref", "old_period"])
+@pytest.mark.parametrize("case", ["coach_sync", "peer_ref", "old_period", "supervisor", "supervisor_sync"])
 def test_a_filtered_listing_reads_only_around_what_it_returns(app, client, cast, world, backend, case,
                                                               monkeypatch):
     monkeypatch.setitem(app.config, "SYNC_SETTLE_SECONDS", 0)
-    _history(world, cast.org, [cast.coach.id, cast.coach2.id])
+    # The supervisor's coaches (coach, coach2) wrote one contact in twenty: the rest is lone_coach's.
+    bulk = cast.lone_coach if case.startswith("supervisor") else cast.coach2
+    _history(world, cast.org, [cast.coach.id, bulk.id])
     who, query, sqlite_search = {
         "coach_sync": (cast.coach, "updated_since=2000-01-01T00:00:00Z", "coach_id=? AND updated_at>"),
         "peer_ref": (cast.admin, "peer_ref=P-7", "peer_ref=?"),
         "old_period": (cast.admin, "from=2020-01-10&to=2020-01-11", None),  # SQLite skip-scans by coach
+        "supervisor": (cast.supervisor, "include_deleted=false", "coach_id=?"),
+        "supervisor_sync": (cast.supervisor, "updated_since=2000-01-01T00:00:00Z", "coach_id=?"),
     }[case]
     plan = _listing_plan(app, client, backend, f"{URL}?limit=20&{query}", who.headers)
     if backend == "postgresql":

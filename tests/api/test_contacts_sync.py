@@ -166,6 +166,67 @@ def test_walking_pages_returns_every_contact_exactly_once_even_with_inserts(
     assert set(existing) <= set(seen), "a contact that existed before paging was missed"
 
 
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    writers=st.lists(st.integers(0, 2), max_size=14),
+    limit=st.integers(1, 5),
+    inserts=st.lists(st.integers(0, 2), max_size=4),
+    same_instant=st.booleans(),
+    sync=st.booleans(),
+)
+def test_a_supervisor_walks_their_coaches_contacts_once_each_in_order(
+    app, client, world, writers, limit, inserts, same_instant, sync
+):
+    """A supervisor's listing is merged from each coach's first rows (``_first_rows``): walking
+    it gives every contact of the supervised coaches once, none of another coach's, in listing
+    order (the organisation's listing filtered to them when nothing arrives meanwhile), also
+    while contacts arrive between pages."""
+    org = world.org()
+    admin, sup = world.user(org, "admin"), world.user(org, "supervisor")
+    coaches = [world.user(org, "coach") for _ in range(3)]  # the third is in no team of sup
+    world.team(org, supervisors=[sup], coaches=coaches[:2])
+    mine = {coaches[0].id, coaches[1].id}
+    made = [make(client, coaches[w], 0 if same_instant else i) for i, w in enumerate(writers)]
+    query = "&updated_since=2000-01-01T00:00:00Z" if sync else ""
+    app.config["SYNC_SETTLE_SECONDS"] = 0
+    try:
+        seen, url, page = [], f"{URL}?limit={limit}{query}", 0
+        while url:
+            data = client.get(url, headers=sup.headers).get_json()
+            seen.extend(data["items"])
+            if page < len(inserts):  # a new contact arrives between pages
+                make(client, coaches[inserts[page]], page)
+            page += 1
+            url = f"{URL}?limit={limit}{query}&cursor={data['next_cursor']}" if data["next_cursor"] else None
+        everything = walk(client, admin, query, limit=200)
+    finally:
+        app.config["SYNC_SETTLE_SECONDS"] = 2
+    ids = [c["id"] for c in seen]
+    assert len(ids) == len(set(ids)), "a contact was returned twice"
+    assert all(c["coach_id"] in mine for c in seen), "another coach's contact was listed"
+    assert {c["id"] for c in made if c["coach_id"] in mine} <= set(ids), "a contact was missed"
+    keys = [(c["updated_at"], c["id"]) if sync else (c["occurred_at"], c["id"]) for c in seen]
+    assert keys == sorted(keys, reverse=not sync)
+    if not inserts:
+        assert ids == [c["id"] for c in everything if c["coach_id"] in mine]
+
+
+def test_a_supervisor_of_many_coaches_gets_the_same_listing_from_one_statement(client, world, monkeypatch):
+    """Past ``MAX_COACHES_MERGED`` coaches the listing is one ``coach_id IN`` statement: the same
+    pages, in the same order, as the merged one."""
+    from rapportnotes.services import contacts as svc
+
+    org = world.org()
+    sup = world.user(org, "supervisor")
+    coaches = [world.user(org, "coach") for _ in range(3)]
+    world.team(org, supervisors=[sup], coaches=coaches)
+    for i in range(9):
+        make(client, coaches[i % 3], i // 2)  # some instants shared across coaches
+    merged = walk(client, sup, limit=2)
+    monkeypatch.setattr(svc, "MAX_COACHES_MERGED", 2)
+    assert walk(client, sup, limit=2) == merged and len(merged) == 9
+
+
 # --- idempotency ------------------------------------------------------------------------------
 
 
