@@ -157,6 +157,17 @@ def _create(held: bool = False):
                               body["id"], current_app.config["IDEMPOTENCY_TTL_HOURS"])
         if db.session().in_transaction():  # not when the one statement was all this request did
             db.session.commit()
+    except ApiError as exc:
+        # SQLite checks a taken external_id before it inserts, under the write lock: a duplicate
+        # that raced past the hold (held per process there) waited for that lock while the first
+        # request committed, and finds the first one's own contact. It replays, as below.
+        if key is None or exc.errors is None or "external_id" not in exc.errors:
+            raise
+        db.session.rollback()
+        replay = idempotency.lookup(db.session, caller.organisation_id, str(caller.id), key, digest)
+        if replay is not None:
+            return _replayed(replay, caller)
+        raise
     except IntegrityError:
         db.session.rollback()
         if key is not None:  # a concurrent duplicate won the race: answer with its response

@@ -160,3 +160,34 @@ def test_a_duplicate_of_a_first_request_reusing_an_expired_key_is_409_without_wa
                                _then(inside, go, lambda c: c.post(URL, json=b, headers=h))])
     assert (first.status_code, second.status_code) == (201, 409), (first.get_json(), second.get_json())
     assert world.count(Contact) == 2 and world.count(IdempotencyRecord) == 1
+
+
+@pytest.mark.parametrize("external_id", [None, "CASE-7781"])
+def test_a_duplicate_that_raced_past_the_hold_replays_even_with_an_external_id(
+        app, cast, world, monkeypatch, external_id):
+    """The hold is per process on SQLite: a duplicate served by another gunicorn worker finds no
+    record yet, then waits for the write lock while the first commits. It must replay the first
+    response; with an ``external_id`` it was a 409 "external_id is already used" (seen in a
+    4-worker soak), which tells the client its own contact is someone else's."""
+    from rapportnotes.services import idempotency
+
+    monkeypatch.setattr(idempotency, "claim", lambda *args: lambda: None)  # the other process's hold
+    inside, go = _hold(monkeypatch, idempotency, "store")
+    real_lookup, looked = idempotency.lookup, []
+
+    def lookup(*args, **kwargs):
+        found = real_lookup(*args, **kwargs)
+        looked.append(found)
+        if len(looked) == 2:  # the duplicate found no record: now let the first commit
+            go.set()
+        return found
+
+    monkeypatch.setattr(idempotency, "lookup", lookup)
+    h = {**cast.coach.headers, "Idempotency-Key": str(uuid.uuid4())}
+    b = body(external_id=external_id)
+    first, second = race(app, [lambda c: c.post(URL, json=b, headers=h),
+                               lambda c: inside.wait(10) and c.post(URL, json=b, headers=h)])
+    assert first.status_code == 201, first.get_json()
+    assert second.status_code == 201, second.get_json()
+    assert second.get_json() == first.get_json()
+    assert world.count(Contact) == 1 and world.count(IdempotencyRecord) == 1
