@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
 
 from rapportnotes import driver
 from rapportnotes.errors import ApiError
@@ -311,6 +312,7 @@ def update_contact(session: Session, contact: Contact, data: dict[str, Any], tz:
             codes = list(data["behaviours"] or [])
             check_codes(session, contact.organisation_id, codes, allowed_retired=current)
         if not session.is_modified(contact) and set(codes) == set(current):
+            _check_unchanged(session, contact)
             return current
         locks.stamp_in_commit_order(session)
         contact.updated_at = utcnow()
@@ -324,6 +326,18 @@ def update_contact(session: Session, contact: Contact, data: dict[str, Any], tz:
     if "behaviours" in data:
         _replace_tags(session, contact, set(current), set(codes))
     return codes
+
+
+def _check_unchanged(session: Session, contact: Contact) -> None:
+    """A PATCH that changes nothing writes nothing, so no versioned UPDATE tells it that another
+    edit (or a delete) committed after it read the row: its tags, read after the row, may then
+    be the new version's, and it would answer 200 with the old version and ETag (an If-Match
+    passed against a version already gone). The row's version, read again now, decides (412)."""
+    c = Contact.__table__.c
+    now = session.execute(select(c.version).where(c.organisation_id == contact.organisation_id,
+                                                  c.id == contact.id)).scalar()
+    if now != contact.version:
+        raise StaleDataError("the contact changed while a PATCH that changes nothing read it")
 
 
 def _replace_tags(session: Session, contact: Contact, old: set[str], new: set[str]) -> None:
