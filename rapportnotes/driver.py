@@ -12,7 +12,7 @@ invalidates the pool, and the connection goes back to the pool out of autocommit
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -43,33 +43,16 @@ def driver_sql(engine: Engine, statement: ClauseElement) -> tuple[str, dict[str,
     return rendered
 
 
-Params = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
-
-
-def _run(engine: Engine, statement: ClauseElement, params: Params, rows: bool) -> Any:
-    text, fixed = driver_sql(engine, statement)
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        # A callable is asked for the values only now that the connection is ours, so anything
-        # it stamps (``updated_at``) is not older than the statement's transaction.
-        values = params() if callable(params) else params
-        if not fixed.keys().isdisjoint(values):
-            raise ValueError(f"parameters {sorted(fixed.keys() & values.keys())} are fixed by the statement")
-        result = conn.exec_driver_sql(text, {**fixed, **values})
-        return result.all() if rows else result.rowcount
-
-
-def execute_autocommit(engine: Engine, statement: ClauseElement, params: Params) -> int:
-    """Run ``statement`` as its own transaction; return the driver's row count. ``params`` may
-    be a callable returning them: it is called once a connection has been checked out.
+def fetch_autocommit(engine: Engine, statement: ClauseElement, params: Mapping[str, Any]) -> list[Any]:
+    """Run ``statement`` as its own transaction; return all of its rows as the driver gave them
+    (no SQLAlchemy result processing).
 
     Values go to the driver as they are (no SQLAlchemy type processing), so they must already be
     what the driver takes: aware datetimes, UUIDs, lists for arrays. Build ``statement`` once
     and keep it.
     """
-    return _run(engine, statement, params, rows=False)
-
-
-def fetch_autocommit(engine: Engine, statement: ClauseElement, params: Params) -> list[Any]:
-    """As ``execute_autocommit``, for a statement that returns rows: all of them, as the driver
-    gave them (no SQLAlchemy result processing either)."""
-    return _run(engine, statement, params, rows=True)
+    text, fixed = driver_sql(engine, statement)
+    if not fixed.keys().isdisjoint(params):
+        raise ValueError(f"parameters {sorted(fixed.keys() & params.keys())} are fixed by the statement")
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        return conn.exec_driver_sql(text, {**fixed, **params}).all()

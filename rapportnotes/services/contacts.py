@@ -111,6 +111,11 @@ def _pg_create_statement() -> Insert:
     only for a valid caller and if that is all of them (the body has no duplicates), and the
     tags and the audit row are inserted from the contact's RETURNING, so either everything is
     written or nothing is (no audit row inserted: the view finds out why and says so).
+
+    ``created_at``, ``updated_at`` and the event's ``at`` are the statement's transaction start,
+    taken by PostgreSQL and returned: a stamp taken in Python before the statement is sent is
+    older than the transaction that commits it, and a pause in between (a starved or stopped
+    worker) longer than the sync settle window would let a client's sync cursor pass it for good.
     """
     b, c = Behaviour.__table__, Contact.__table__
     t, a = ContactBehaviour.__table__, AuditEvent.__table__
@@ -122,7 +127,7 @@ def _pg_create_statement() -> Insert:
         .where(b.c.organisation_id == org, b.c.code == any_(codes), b.c.active)
         .cte("known")
     )
-    value = {"organisation_id": org, "coach_id": coach}
+    value = {"organisation_id": org, "coach_id": coach, "created_at": func.now(), "updated_at": func.now()}
     values = select(*(value.get(col.name, bindparam(f"c_{col.name}", type_=col.type)) for col in c.columns))
     contact = (
         c.insert()
@@ -135,8 +140,9 @@ def _pg_create_statement() -> Insert:
         ["organisation_id", "contact_id", "code"],
         select(contact.c.organisation_id, contact.c.id, func.unnest(codes)),
     ).cte("tags")
-    event = select(*(bindparam(f"a_{col.name}", type_=col.type) for col in a.columns)).select_from(contact)
-    return a.insert().from_select([col.name for col in a.columns], event).add_cte(tags)
+    event = select(*(func.now() if col.name == "at" else bindparam(f"a_{col.name}", type_=col.type)
+                     for col in a.columns)).select_from(contact)
+    return a.insert().from_select([col.name for col in a.columns], event).add_cte(tags).returning(a.c.at)
 
 
 def create_contact(
@@ -183,26 +189,19 @@ def create_contact(
         event = audit.event_row(actor, "contact.create", target_type="contact", target_id=row["id"],
                                 status=201)
 
-        def params() -> dict[str, Any]:
-            values = {f"c_{k}": v for k, v in row.items()}
-            values.update({f"a_{k}": v for k, v in event.items()}, codes=codes, n_codes=len(codes),
-                          roles=list(LOGGING_ROLES), generation=caller.token_generation,
-                          jti=caller.jti, timezone=tz)
-            return values
-
-        def stamped() -> dict[str, Any]:
-            # Stamped once the connection is ours, right before the statement's transaction
-            # starts: sync stops short of the oldest open transaction, not of a request still
-            # waiting for a pooled connection, so an older stamp could land behind a cursor.
-            row["created_at"] = row["updated_at"] = event["at"] = utcnow()
-            return params()
-
+        stamps = {"created_at", "updated_at", "at"}  # the statement's own (see above)
+        params = {f"c_{k}": v for k, v in row.items() if k not in stamps}
+        params.update({f"a_{k}": v for k, v in event.items() if k not in stamps}, codes=codes,
+                      n_codes=len(codes), roles=list(LOGGING_ROLES), generation=caller.token_generation,
+                      jti=caller.jti, timezone=tz)
         if own_transaction:
-            stored = driver.execute_autocommit(engine, _pg_create_statement(), stamped)
-        else:  # SQLAlchemy keeps an INSERT's row count only when asked (else -1: "stored")
-            stored = session.connection().execute(_pg_create_statement(), params(),
-                                                  execution_options={"preserve_rowcount": True}).rowcount
-        return contact_json(_Row(row), codes) if stored == 1 else None
+            stored = driver.fetch_autocommit(engine, _pg_create_statement(), params)
+        else:
+            stored = session.connection().execute(_pg_create_statement(), params).all()
+        if len(stored) != 1:
+            return None
+        row["created_at"] = row["updated_at"] = stored[0][0].astimezone(UTC)
+        return contact_json(_Row(row), codes)
     locks.stamp_in_commit_order(session)
     row["created_at"] = row["updated_at"] = utcnow()
     body = contact_json(_Row(row), codes)

@@ -426,6 +426,54 @@ def test_a_create_waiting_for_a_pooled_connection_is_not_skipped_by_sync(app, cl
     assert results[0].get_json()["id"] in mirror and len(mirror) == 3
 
 
+@pytest.mark.postgres
+def test_a_create_paused_just_before_its_statement_is_not_skipped_by_sync(app, client, cast, monkeypatch):
+    """Found by a soak with paused workers: the one-statement create stamped ``updated_at`` in
+    Python just before sending the statement, which is its own transaction. A pause there
+    longer than the settle window (a stopped or starved worker) is no open transaction either,
+    and the contact committed behind a cursor already past its stamp. The stamp is now the
+    statement's own transaction start, taken by PostgreSQL."""
+    import threading
+    import time
+
+    from sqlalchemy import event
+
+    from rapportnotes.extensions import db
+
+    monkeypatch.setitem(app.config, "SYNC_SETTLE_SECONDS", 0.2)
+    make(client, cast.coach2, 0)  # the organisation's zone is known: the create is one statement
+    paused = threading.Event()
+
+    def pause_before_sending(_conn, _cursor, statement, *_args):
+        if (threading.current_thread().name == "paused" and not paused.is_set()
+                and statement.lstrip().upper().startswith(("WITH", "INSERT"))):
+            paused.set()
+            time.sleep(1.5)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", pause_before_sending)
+    try:
+        results = []
+        create = threading.Thread(name="paused", target=lambda: results.append(
+            app.test_client().post(URL, json={"peer_ref": "P-W", "occurred_at": BASE.isoformat(),
+                                              "duration_minutes": 5, "modality": "phone"},
+                                   headers=cast.coach.headers)))
+        create.start()
+        assert paused.wait(5)
+        make(client, cast.coach2, 1)  # a later contact that commits at once
+        time.sleep(0.4)
+        mirror = {c["id"]: c for c in walk(client, cast.admin, "&updated_since=2000-01-01T00:00:00Z")}
+        create.join(10)
+    finally:
+        event.remove(engine, "before_cursor_execute", pause_before_sending)
+    assert results and results[0].status_code == 201
+    time.sleep(0.3)
+    mark = max(c["updated_at"] for c in mirror.values())
+    mirror |= {c["id"]: c for c in walk(client, cast.admin, f"&updated_since={mark}")}
+    assert results[0].get_json()["id"] in mirror and len(mirror) == 3
+
+
 @pytest.mark.sqlite  # PostgreSQL's open transactions hold sync back instead (tests above)
 @pytest.mark.parametrize("change", ["create", "edit", "delete"])
 def test_a_write_waiting_for_the_sqlite_lock_is_not_skipped_by_sync(app, client, cast, change, monkeypatch):
