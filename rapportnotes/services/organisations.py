@@ -143,8 +143,7 @@ def _recompute_local_dates(session: Session, organisation_id: uuid.UUID, timezon
             return changed
         moved = [{"cid": r.id, "at": r.occurred_at, "day": day} for r in rows
                  if (day := local_date(r.occurred_at, timezone)) != r.local_date]
-        if moved:
-            session.execute(update, moved)
+        if moved:  # counted as updated: a row an edit moved meanwhile is skipped, not redated
+            changed += session.execute(update, moved).rowcount
         session.commit()
-        changed += len(moved)
         after = rows[-1].id
