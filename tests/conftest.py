@@ -155,7 +155,10 @@ def truncate_all(app: Flask) -> None:
             db.session.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
         else:
             # The audit table's append-only triggers refuse DELETE (TRUNCATE on PostgreSQL fires
-            # no row trigger): set them aside for the clean-up, in the same transaction.
+            # no row trigger): set them aside for the clean-up, in the same transaction. pysqlite
+            # opens one only at a write, and a DROP TRIGGER before it would commit on its own: a
+            # clean-up failing midway then left the triggers gone for the rest of the session.
+            db.session.execute(text("DELETE FROM organisations WHERE 0"))
             triggers = db.session.execute(text(
                 "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_events'"
             )).all()

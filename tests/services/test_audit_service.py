@@ -96,3 +96,31 @@ def test_audit_table_is_append_only_on_every_database(app, world):
         assert db.session.scalar(select(func.count()).select_from(AuditEvent)) == 1
         assert db.session.scalar(select(AuditEvent.action)) == "thing.do"
         db.session.remove()
+
+
+@pytest.mark.sqlite
+def test_a_clean_up_failing_midway_leaves_the_append_only_triggers_in_place(app, world):
+    """The harness sets SQLite's append-only triggers aside to empty the tables between tests;
+    if that fails midway, they must come back with the rollback, or every later test in the session
+    would run against an audit table that takes UPDATE and DELETE."""
+    from rapportnotes.extensions import db
+    from tests.conftest import truncate_all
+
+    def triggers() -> int:
+        with app.app_context(), db.engine.connect() as conn:
+            return conn.scalar(text("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"
+                                    " AND tbl_name = 'audit_events'"))
+
+    org = world.org()
+    world.run(lambda s: record_event(s, _actor(org), "thing.do"))
+    with app.app_context(), db.engine.begin() as conn:  # a row the clean-up cannot delete past
+        conn.execute(text("CREATE TABLE h7_holds_an_org (org_id CHAR(32) REFERENCES organisations (id))"))
+        conn.execute(text("INSERT INTO h7_holds_an_org VALUES (:org)"), {"org": uuid.UUID(org).hex})
+    try:
+        with pytest.raises(DBAPIError, match="FOREIGN KEY"):
+            truncate_all(app)
+        assert triggers() == 2
+        assert world.count(AuditEvent) == 1  # the clean-up rolled back as a whole
+    finally:
+        with app.app_context(), db.engine.begin() as conn:
+            conn.execute(text("DROP TABLE h7_holds_an_org"))
