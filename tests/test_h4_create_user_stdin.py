@@ -41,10 +41,14 @@ def test_the_password_is_read_as_utf8_whatever_the_locale(app, world, client):
 
 
 def test_a_line_longer_than_any_password_is_refused(runner, world):
+    """Refused once the longest possible password has been read, not after reading all of it:
+    ``< /dev/zero`` has no end (the length check alone would refuse a long finite line too)."""
     org = world.org()
-    result = _create_user(runner, org, b"x" * 10_000_000)  # e.g. ``< /dev/zero`` or the wrong file
+    stdin = io.BytesIO(b"x" * 10_000_000)  # e.g. ``< /dev/zero`` or the wrong file
+    result = _create_user(runner, org, stdin)
     assert result.exit_code == 2, (result.output, result.exception)
     assert "password" in result.output and "Traceback" not in result.output
+    assert stdin.tell() <= 4 * 256 + 3
     assert world.count(User) == 0
 
 
