@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     # Sync (``updated_since``) only serves changes at least this old, so a transaction that
     # commits late cannot slip in behind a cursor a client already passed.
     "SYNC_SETTLE_SECONDS": 2,
+    # SQLite: FULL syncs the write-ahead log at every commit, so an acknowledged write survives
+    # a power loss or an OS crash (NORMAL, faster, may lose the last ones). Tests use NORMAL.
+    "SQLITE_SYNCHRONOUS": "FULL",
     "ARGON2_TIME_COST": None,  # None: argon2-cffi's recommended defaults
     "ARGON2_MEMORY_COST": None,
 }

@@ -49,6 +49,7 @@ def base_config(database_url: str, **extra: Any) -> dict[str, Any]:
         "ARGON2_MEMORY_COST": 1024,
         "RATELIMIT_STORAGE_URI": "memory://",
         "LOG_LEVEL": "WARNING",
+        "SQLITE_SYNCHRONOUS": "NORMAL",  # no power cut here to survive; FULL syncs every commit
     }
     cfg.update(extra)
     return cfg

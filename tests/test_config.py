@@ -98,3 +98,24 @@ def test_wsgi_entry_point_refuses_in_one_line(tmp_path, key):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "JWT_SECRET_KEY" in proc.stderr, proc.stderr
     assert not (tmp_path / "inst" / "jwt-secret.key").exists()
+
+
+@pytest.mark.sqlite
+def test_sqlite_syncs_every_commit_and_waits_as_configured(tmp_path):
+    """Outside the tests, every SQLite commit is synced to disk (no acknowledged write lost to a
+    power cut; WAL's NORMAL may lose the last ones), and the busy timeout is the configured
+    ``DB_STATEMENT_TIMEOUT_MS`` (a fixed 5 s overrode it)."""
+    from sqlalchemy import text
+
+    from rapportnotes.extensions import db
+
+    app = create_app({"ENV": "testing", "JWT_SECRET_KEY": "k" * 40, "DB_STATEMENT_TIMEOUT_MS": 1234,
+                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'rn.db'}"})
+    with app.app_context():
+        try:
+            with db.engine.connect() as conn:
+                assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
+                assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 1234
+                assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        finally:
+            db.engine.dispose()
