@@ -6,7 +6,7 @@ import functools
 import sys
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 from flask import Flask
@@ -210,20 +210,38 @@ def _password_from_stdin() -> str:
     not UTF-8, or no standard input at all (``<&-``), is a usage error, not a traceback; the read
     stops after the longest possible password (``< /dev/zero`` must not fill the memory). From a
     terminal it is read without echo, so the password is not left on the screen."""
-    if sys.stdin is not None and sys.stdin.isatty():  # typed by an operator: not echoed
-        import getpass
-
-        return getpass.getpass("Password: ")
     stream = getattr(sys.stdin, "buffer", None)
     if stream is None:
         raise click.UsageError("--password-stdin: there is no standard input to read the password from.")
-    line = stream.readline(_PASSWORD_LINE_BYTES + 1)
+    # Typed by an operator: not echoed.
+    line = _line_without_echo(stream) if stream.isatty() else stream.readline(_PASSWORD_LINE_BYTES + 1)
     if len(line) > _PASSWORD_LINE_BYTES:
         raise click.UsageError("password: Length must be between 12 and 256.")
     try:
         return line.decode("utf-8").rstrip("\r\n")
     except UnicodeDecodeError:
         raise click.UsageError("--password-stdin: the password is not valid UTF-8.")
+
+
+def _line_without_echo(terminal: BinaryIO) -> bytes:
+    """A line typed at ``terminal`` with its echo off, as bytes, read like piped input.
+
+    Not ``getpass``: it decodes with the locale's (or standard input's) codec, so at a terminal
+    whose setting is not UTF-8 it stored a password the user can never type at login (the bytes
+    UTF-8 gives), which the reading above exists to prevent, and it read without bound."""
+    import termios
+
+    fd = terminal.fileno()
+    before = termios.tcgetattr(fd)
+    quiet = list(before)
+    quiet[3] &= ~termios.ECHO  # local modes: no echo; still a line at a time
+    termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
+    try:
+        click.echo("Password: ", nl=False, err=True)
+        return terminal.readline(_PASSWORD_LINE_BYTES + 1)
+    finally:
+        termios.tcsetattr(fd, termios.TCSAFLUSH, before)
+        click.echo(err=True)  # the line end the terminal did not echo
 
 
 @click.command("seed-demo")

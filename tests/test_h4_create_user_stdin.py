@@ -108,20 +108,19 @@ def test_no_transaction_is_open_while_the_password_is_awaited(runner, world, cli
                        ).status_code == 200
 
 
-def test_a_password_typed_at_a_terminal_is_not_echoed(database_url, world, client, tmp_path: Path):
-    """An operator typing the password at a terminal: it must not stay on the screen (or in the
-    terminal's scrollback and session recordings)."""
+def _typed_at_a_terminal(database_url, org: str, tmp_path: Path, **env_extra: str) -> tuple[int, bytes]:
+    """Runs create-user with a pseudo-terminal as its terminal, types ``PASSWORD`` (as UTF-8) at
+    its prompt; returns the exit code and everything the terminal showed."""
     import os
     import pty
     import select
 
-    org = world.org()
     main, tty = pty.openpty()
     env = {"PATH": "/usr/bin:/bin", "RAPPORTNOTES_ENV": "development", "DATABASE_URL": database_url,
            "RAPPORTNOTES_INSTANCE": str(tmp_path), "PYTHONPATH": str(Path(__file__).parent.parent),
-           "LANG": "C.UTF-8"}
+           "LANG": "C.UTF-8", **env_extra}
     code = "from rapportnotes.cli import main; main(prog_name='rapportnotes')"
-    # A session of its own: no controlling terminal, so getpass uses standard input (the pty).
+    # A session of its own: no controlling terminal; standard input is the pty.
     proc = subprocess.Popen([sys.executable, "-c", code, "create-user", "--org", org, "--email",
                              "typed@example.org", "--role", "coach", "--password-stdin"],
                             stdin=tty, stdout=tty, stderr=tty, env=env, start_new_session=True)
@@ -143,10 +142,31 @@ def test_a_password_typed_at_a_terminal_is_not_echoed(database_url, world, clien
         read_until(lambda s: b"Password:" in s)
         os.write(main, PASSWORD.encode() + b"\n")
         read_until(lambda s: False)
-        assert proc.wait(30) == 0, screen
+        return proc.wait(30), screen
     finally:
         proc.kill()
         os.close(main)
+
+
+def test_a_password_typed_at_a_terminal_is_not_echoed(database_url, world, client, tmp_path: Path):
+    """An operator typing the password at a terminal: it must not stay on the screen (or in the
+    terminal's scrollback and session recordings)."""
+    org = world.org()
+    code, screen = _typed_at_a_terminal(database_url, org, tmp_path)
+    assert code == 0, screen
+    assert PASSWORD.encode() not in screen
+    assert client.post("/api/v1/auth/login", json={"email": "typed@example.org", "password": PASSWORD}
+                       ).status_code == 200
+
+
+def test_a_password_typed_at_a_terminal_is_read_as_utf8_whatever_the_encoding_setting(
+        database_url, world, client, tmp_path: Path):
+    """As from a pipe: getpass decoded what was typed with the terminal's configured codec (here
+    standard input's, latin-1), so the UTF-8 a terminal sends was stored as another password,
+    one the user could never type at login (exit 0, nothing said)."""
+    org = world.org()
+    code, screen = _typed_at_a_terminal(database_url, org, tmp_path, PYTHONIOENCODING="latin-1")
+    assert code == 0, screen
     assert PASSWORD.encode() not in screen
     assert client.post("/api/v1/auth/login", json={"email": "typed@example.org", "password": PASSWORD}
                        ).status_code == 200
