@@ -394,11 +394,13 @@ def sync_horizon(session: Session, settle: timedelta) -> datetime:
     """
     now = utcnow()
     if session.get_bind().dialect.name == "postgresql":
+        # Also the database's clock: a create is stamped by PostgreSQL (its transaction start),
+        # so with the database's clock behind this host's, a create starting after this page
+        # could carry a stamp below a horizon read from this host's clock alone.
         oldest = session.execute(text(
-            "SELECT min(xact_start) FROM pg_stat_activity "
+            "SELECT least(clock_timestamp(), min(xact_start)) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
-        if oldest is not None:
-            now = min(now, oldest)
+        now = min(now, oldest)
     return now - settle
 
 

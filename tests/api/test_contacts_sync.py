@@ -474,6 +474,25 @@ def test_a_create_paused_just_before_its_statement_is_not_skipped_by_sync(app, c
     assert results[0].get_json()["id"] in mirror and len(mirror) == 3
 
 
+@pytest.mark.postgres
+def test_the_sync_horizon_follows_the_database_clock_when_it_is_behind(app, monkeypatch):
+    """Creates are stamped by PostgreSQL: with this host's clock ahead of the database's by more
+    than the settle window, a horizon read from the host's clock alone would let a create that
+    starts after the page stamp itself below it."""
+    from sqlalchemy import text
+
+    from rapportnotes.extensions import db
+    from rapportnotes.services import contacts as svc
+
+    ahead = datetime.now(UTC) + timedelta(hours=1)
+    monkeypatch.setattr(svc, "utcnow", lambda: ahead)
+    with app.app_context():
+        horizon = svc.sync_horizon(db.session, timedelta(seconds=2))
+        database_now = db.session.execute(text("SELECT clock_timestamp()")).scalar()
+        db.session.rollback()
+    assert horizon <= database_now - timedelta(seconds=2)
+
+
 @pytest.mark.sqlite  # PostgreSQL's open transactions hold sync back instead (tests above)
 @pytest.mark.parametrize("change", ["create", "edit", "delete"])
 def test_a_write_waiting_for_the_sqlite_lock_is_not_skipped_by_sync(app, client, cast, change, monkeypatch):
