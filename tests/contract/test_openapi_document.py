@@ -28,3 +28,22 @@ def test_docs_page_uses_local_assets_only(client):
     init = client.get("/docs/init.js")
     assert init.status_code == 200
     assert "validatorUrl: null" in init.get_data(as_text=True)  # else a validator.swagger.io badge
+
+
+def test_document_states_the_reserved_behaviour_codes_the_app_refuses():
+    """The ``not: enum`` on a new behaviour's code is written out by hand: it must stay the set
+    the app refuses (a column added to a report CSV adds a reserved code), or clients validating
+    against the document send codes that are a 422, or refuse ones the app takes."""
+    from rapportnotes.services.report_csv import RESERVED_CODES
+
+    code = spec()["components"]["schemas"]["BehaviourCreate"]["properties"]["code"]
+    assert sorted(code["not"]["enum"]) == sorted(RESERVED_CODES)
+
+
+def test_document_states_the_query_limits_the_app_applies():
+    from rapportnotes.api import common
+
+    cursor = spec()["components"]["parameters"]["Cursor"]["schema"]
+    assert cursor["maxLength"] == common._MAX_CURSOR
+    assert f"limited to {common._MAX_QUERY_VALUE} characters; {common._MAX_CURSOR} for `cursor`" in (
+        " ".join(spec()["info"]["description"].split()))
