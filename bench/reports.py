@@ -181,19 +181,13 @@ def http_get(url: str, token: str):
     return run
 
 
-def http_ms(url: str, token: str, runs: int) -> float:
-    """Median of GETs. The warm-up reaches every worker several times (each has its own pool,
-    statement caches and prepared statements, as the raw-SQL side's one connection does)."""
-    return median_ms(http_get(url, token), runs, warmup=http_warmup(runs))
-
-
 def http_warmup(runs: int) -> int:
     """Enough GETs that every worker has served several before timing starts."""
     return max(runs // 10, 10 * WORKERS)
 
 
 @contextlib.contextmanager
-def site(coaches: int, per_coach: int, runs: int, team_too: bool) -> Iterator[dict]:
+def site(coaches: int, per_coach: int, runs: int) -> Iterator[dict]:
     """A loaded database, its raw-SQL figures and the app serving it (kept up until the end, so
     that HTTP figures of two sizes can be taken in alternation)."""
     from rapportnotes.models import Team, User
@@ -218,10 +212,9 @@ def site(coaches: int, per_coach: int, runs: int, team_too: bool) -> Iterator[di
         team_sql = captured_sql(app, lambda s: reports.team_report(s, s.merge(team, load=False), period))
         with psycopg.connect(dsn) as conn:
             plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + coach_sql[0][0], coach_sql[0][1]))
-        out = {"contacts": coaches * per_coach, "load_s": loaded, "plan": plan,
+        out = {"contacts": coaches * per_coach, "load_s": loaded, "plan": plan, "dsn": dsn,
+               "coach_statements": coach_sql, "team_statements": team_sql,
                "coach_sql": raw_sql_ms(dsn, coach_sql, runs), "token": token_for(app, data["admin"])}
-        if team_too:
-            out["team_sql"] = raw_sql_ms(dsn, team_sql, max(20, runs // 5))
         q = f"from={PERIOD[0]}&to={PERIOD[1]}"
         try:
             with gunicorn("wsgi:app", app_env(url), cwd=ROOT) as base:
@@ -231,6 +224,26 @@ def site(coaches: int, per_coach: int, runs: int, team_too: bool) -> Iterator[di
         finally:
             with app.app_context():
                 db.engine.dispose()
+
+
+def sql_and_http_medians(dsn: str, statements, get, runs: int, rounds: int = 10) -> tuple[float, float]:
+    """The raw SQL's median and the HTTP pull's, taken in ``rounds`` alternating slices: the
+    machine's speed drifts within minutes here, and a ratio of two figures timed minutes apart
+    measures that drift as much as the app (the team ratio read 1.69 one run, 1.09 side by side)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        def sql():
+            for stmt, params in statements:
+                conn.execute(stmt, params).fetchall()
+
+        for _ in range(max(3, runs // 10)):
+            sql()
+        for _ in range(http_warmup(runs)):
+            get()
+        got: dict[object, list[float]] = {sql: [], get: []}
+        for r in range(rounds):
+            for fn in (sql, get) if r % 2 == 0 else (get, sql):  # neither side always goes first
+                got[fn].extend(samples_ms(fn, max(1, runs // rounds)))
+    return statistics.median(got[sql]), statistics.median(got[get])
 
 
 def alternating_medians(sites: list[dict], runs: int, rounds: int = 10) -> list[float]:
@@ -255,16 +268,18 @@ def main() -> None:
     ap.add_argument("--large", type=int, default=5_000_000)
     ap.add_argument("--runs", type=int, default=200)
     args = ap.parse_args()
-    with site(args.contacts // PER_COACH, PER_COACH, args.runs, team_too=True) as main_run:
-        main_run["coach_http"] = http_ms(main_run["coach_url"], main_run["token"], args.runs)
-        main_run["team_http"] = http_ms(main_run["team_url"], main_run["token"], max(20, args.runs // 5))
+    with site(args.contacts // PER_COACH, PER_COACH, args.runs) as main_run:
+        for report, runs in (("coach", args.runs), ("team", max(50, args.runs // 2))):
+            main_run[f"{report}_sql"], main_run[f"{report}_http"] = sql_and_http_medians(
+                main_run["dsn"], main_run[f"{report}_statements"],
+                http_get(main_run[f"{report}_url"], main_run["token"]), runs)
     print(f"{main_run['contacts']:>9,} contacts loaded in {main_run['load_s']:.0f}s; coach report plan:")
     print("   " + main_run["plan"].replace("\n", "\n   "))
     print(f"coach 90d: raw SQL {main_run['coach_sql']:.2f} ms, HTTP {main_run['coach_http']:.2f} ms")
     print(f"team  90d: raw SQL {main_run['team_sql']:.2f} ms, HTTP {main_run['team_http']:.2f} ms")
     with contextlib.ExitStack() as stack:
-        small = stack.enter_context(site(args.small // PER_COACH, PER_COACH, args.runs, team_too=False))
-        large = stack.enter_context(site(args.large // PER_COACH, PER_COACH, args.runs, team_too=False))
+        small = stack.enter_context(site(args.small // PER_COACH, PER_COACH, args.runs))
+        large = stack.enter_context(site(args.large // PER_COACH, PER_COACH, args.runs))
         small["coach_http"], large["coach_http"] = alternating_medians([small, large], args.runs)
     for r in (small, large):
         print(f"{r['contacts']:>9,} contacts: coach raw SQL {r['coach_sql']:.2f} ms, "
