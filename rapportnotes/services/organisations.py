@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, or_, select, text
 from sqlalchemy.orm import Session
 
 from rapportnotes.errors import ApiError
@@ -105,6 +105,11 @@ def change_timezone(session: Session, organisation_id: uuid.UUID, timezone: str,
     if org is None:
         raise ValueError(f"no organisation {organisation_id}")
     began = utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        # Also the database's clock: creates are stamped by PostgreSQL (services.contacts), and
+        # with its clock behind this host's by more than the settle window the second pass would
+        # look only past a create that read the old zone.
+        began = min(began, session.execute(text("SELECT clock_timestamp()")).scalar_one())
     org.timezone = timezone
     audit.record_event(session, actor, "organisation.update", target_type="organisation",
                        target_id=organisation_id, status=200)
