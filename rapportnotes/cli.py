@@ -234,7 +234,10 @@ def _line_without_echo(terminal: BinaryIO) -> bytes:
     fd = terminal.fileno()
     before = termios.tcgetattr(fd)
     quiet = list(before)
-    quiet[3] &= ~termios.ECHO  # local modes: no echo; still a line at a time
+    # A line at a time with Return ending it and Ctrl-C stopping it, also on a terminal left
+    # raw (where Return sends a carriage return and the read would never end); no echo.
+    quiet[0] |= termios.ICRNL
+    quiet[3] = (quiet[3] | termios.ICANON | termios.ISIG) & ~termios.ECHO
     termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
     try:
         click.echo("Password: ", nl=False, err=True)

@@ -108,14 +108,20 @@ def test_no_transaction_is_open_while_the_password_is_awaited(runner, world, cli
                        ).status_code == 200
 
 
-def _typed_at_a_terminal(database_url, org: str, tmp_path: Path, **env_extra: str) -> tuple[int, bytes]:
+def _typed_at_a_terminal(database_url, org: str, tmp_path: Path, raw: bool = False, enter: bytes = b"\n",
+                         **env_extra: str) -> tuple[int, bytes]:
     """Runs create-user with a pseudo-terminal as its terminal, types ``PASSWORD`` (as UTF-8) at
-    its prompt; returns the exit code and everything the terminal showed."""
+    its prompt and ``enter``, the terminal in raw mode if ``raw``; returns the exit code and
+    everything the terminal showed."""
     import os
     import pty
     import select
 
     main, tty = pty.openpty()
+    if raw:
+        import tty as terminal_modes
+
+        terminal_modes.setraw(tty)
     env = {"PATH": "/usr/bin:/bin", "RAPPORTNOTES_ENV": "development", "DATABASE_URL": database_url,
            "RAPPORTNOTES_INSTANCE": str(tmp_path), "PYTHONPATH": str(Path(__file__).parent.parent),
            "LANG": "C.UTF-8", **env_extra}
@@ -140,7 +146,7 @@ def _typed_at_a_terminal(database_url, org: str, tmp_path: Path, **env_extra: st
 
     try:
         read_until(lambda s: b"Password:" in s)
-        os.write(main, PASSWORD.encode() + b"\n")
+        os.write(main, PASSWORD.encode() + enter)
         read_until(lambda s: False)
         return proc.wait(30), screen
     finally:
@@ -166,6 +172,19 @@ def test_a_password_typed_at_a_terminal_is_read_as_utf8_whatever_the_encoding_se
     one the user could never type at login (exit 0, nothing said)."""
     org = world.org()
     code, screen = _typed_at_a_terminal(database_url, org, tmp_path, PYTHONIOENCODING="latin-1")
+    assert code == 0, screen
+    assert PASSWORD.encode() not in screen
+    assert client.post("/api/v1/auth/login", json={"email": "typed@example.org", "password": PASSWORD}
+                       ).status_code == 200
+
+
+def test_a_password_typed_at_a_terminal_left_in_raw_mode_ends_at_return(
+        database_url, world, client, tmp_path: Path):
+    """A terminal a crashed full-screen program left raw (``stty raw``: no line discipline) sends
+    a carriage return for Return, never a line feed: echo off alone kept it raw, so the read
+    never ended (and Ctrl-C, a plain byte there, could not stop it)."""
+    org = world.org()
+    code, screen = _typed_at_a_terminal(database_url, org, tmp_path, raw=True, enter=b"\r")
     assert code == 0, screen
     assert PASSWORD.encode() not in screen
     assert client.post("/api/v1/auth/login", json={"email": "typed@example.org", "password": PASSWORD}
