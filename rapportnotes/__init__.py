@@ -77,10 +77,11 @@ def _configure_sqlite(app: Flask) -> None:
         return
     from sqlalchemy import event
 
+    from rapportnotes.config import sqlite_busy_timeout_ms
     from rapportnotes.extensions import db
 
     synchronous = {"FULL": "FULL", "NORMAL": "NORMAL"}[app.config["SQLITE_SYNCHRONOUS"]]
-    busy_ms = int(app.config["DB_STATEMENT_TIMEOUT_MS"])
+    busy_ms = sqlite_busy_timeout_ms(app.config)
     with app.app_context():
         engine = db.engine
 

@@ -159,8 +159,19 @@ def engine_options(config: dict[str, Any]) -> dict[str, Any]:
             "options": f"-c statement_timeout={int(config['DB_STATEMENT_TIMEOUT_MS'])}",
         }
     elif url.startswith("sqlite"):
-        opts["connect_args"] = {"timeout": config["DB_STATEMENT_TIMEOUT_MS"] / 1000}
+        opts["connect_args"] = {"timeout": sqlite_busy_timeout_ms(config) / 1000}
     return opts
+
+
+# SQLite's busy handler takes a C int of milliseconds: the longest wait it can be given (24 days).
+SQLITE_LONGEST_WAIT_MS = 2**31 - 1
+
+
+def sqlite_busy_timeout_ms(config: dict[str, Any]) -> int:
+    """``DB_STATEMENT_TIMEOUT_MS`` as SQLite's busy timeout. 0 means no limit, as PostgreSQL's
+    ``statement_timeout = 0`` does; SQLite's own 0 would instead fail at once on a lock."""
+    ms = int(config["DB_STATEMENT_TIMEOUT_MS"])
+    return SQLITE_LONGEST_WAIT_MS if ms <= 0 else min(ms, SQLITE_LONGEST_WAIT_MS)
 
 
 def _development_key(inst: Path) -> str:

@@ -119,3 +119,22 @@ def test_sqlite_syncs_every_commit_and_waits_as_configured(tmp_path):
                 assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         finally:
             db.engine.dispose()
+
+
+@pytest.mark.sqlite
+def test_no_statement_timeout_is_no_busy_timeout_on_sqlite(tmp_path):
+    """``DB_STATEMENT_TIMEOUT_MS=0`` means "no limit" (PostgreSQL's ``statement_timeout = 0``);
+    SQLite's own busy timeout of 0 would make every write that meets a lock fail at once."""
+    from sqlalchemy import text
+
+    from rapportnotes.config import SQLITE_LONGEST_WAIT_MS
+    from rapportnotes.extensions import db
+
+    app = create_app({"ENV": "testing", "JWT_SECRET_KEY": "k" * 40, "DB_STATEMENT_TIMEOUT_MS": 0,
+                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'rn.db'}"})
+    with app.app_context():
+        try:
+            with db.engine.connect() as conn:
+                assert conn.execute(text("PRAGMA busy_timeout")).scalar() == SQLITE_LONGEST_WAIT_MS
+        finally:
+            db.engine.dispose()
