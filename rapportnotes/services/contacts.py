@@ -472,8 +472,10 @@ def list_contacts(
 
 
 
-# Past this many coaches, one statement over the organisation's index (the planner's choice).
-MAX_COACHES_MERGED = 64
+# Past this many coaches, one statement over the organisation's index (the planner's choice):
+# the merged statement grows by a subquery a coach (about 2 KB of SQL, compiled once per shape),
+# and a supervisor of that many coaches sees enough of the organisation that its index serves.
+MAX_COACHES_MERGED = 32
 
 
 def _first_rows(session: Session, q: Select[Any], coaches: set[uuid.UUID] | None, keys: tuple[str, str],
