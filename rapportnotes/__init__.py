@@ -57,8 +57,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
+def project_path(name: str) -> str:
+    """``openapi.yaml`` or ``migrations``: next to the package in a clone (and an editable install),
+    inside it as ``_bundled/`` in a wheel (``setup.py`` copies them there)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    bundled = os.path.join(package, "_bundled", name)
+    return bundled if os.path.exists(bundled) else os.path.join(os.path.dirname(package), name)
+
+
 def _migrations_dir() -> str:
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
+    return project_path("migrations")
 
 
 def _configure_pool(app: Flask) -> None:

@@ -27,9 +27,12 @@ _INIT = """window.ui = SwaggerUIBundle({url: "/api/v1/openapi.yaml", dom_id: "#u
 
 
 def spec_path() -> Path:
-    """The one hand-written contract, at the project root (overridable for odd deployments)."""
+    """The one hand-written contract, at the project root or bundled in a wheel (overridable for odd
+    deployments)."""
+    from rapportnotes import project_path
+
     override = current_app.config.get("OPENAPI_PATH") or os.environ.get("OPENAPI_PATH")
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "openapi.yaml"
+    return Path(override) if override else Path(project_path("openapi.yaml"))
 
 
 @lru_cache(maxsize=4)
