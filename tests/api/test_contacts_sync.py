@@ -380,50 +380,58 @@ def test_a_write_stalled_past_the_settle_window_is_not_skipped_by_sync(app, clie
     assert mirror[a["id"]]["duration_minutes"] == 77 and len(mirror) == 2
 
 
+def _a_held_create_reaches_sync(app, client, cast, target, event_name: str, hold) -> None:
+    """A contact logged in a thread named "held", which ``hold`` (a listener for ``event_name``
+    on ``target``; it returns True once it has held that thread) stalls for 1.5 s, past the
+    0.2 s settle window, while a later contact commits: a sync taken meanwhile and one resumed
+    from it afterwards must between them see every contact."""
+    import threading
+    import time
+
+    from sqlalchemy import event
+
+    make(client, cast.coach2, 0)  # the organisation's zone is known: the create is one statement
+    held = threading.Event()
+
+    def listener(*args):
+        if threading.current_thread().name == "held" and not held.is_set() and hold(*args):
+            held.set()
+            time.sleep(1.5)
+
+    event.listen(target, event_name, listener)
+    try:
+        results = []
+        create = threading.Thread(name="held", target=lambda: results.append(
+            app.test_client().post(URL, json={"peer_ref": "P-W", "occurred_at": BASE.isoformat(),
+                                              "duration_minutes": 5, "modality": "phone"},
+                                   headers=cast.coach.headers)))
+        create.start()
+        assert held.wait(5)
+        make(client, cast.coach2, 1)  # a later contact that commits at once
+        time.sleep(0.4)
+        mirror = {c["id"]: c for c in walk(client, cast.admin, "&updated_since=2000-01-01T00:00:00Z")}
+        create.join(10)
+    finally:
+        event.remove(target, event_name, listener)
+    assert results and results[0].status_code == 201
+    time.sleep(0.3)
+    mark = max(c["updated_at"] for c in mirror.values())
+    mirror |= {c["id"]: c for c in walk(client, cast.admin, f"&updated_since={mark}")}
+    assert results[0].get_json()["id"] in mirror and len(mirror) == 3
+
+
 @pytest.mark.postgres
 def test_a_create_waiting_for_a_pooled_connection_is_not_skipped_by_sync(app, client, cast, monkeypatch):
     """Found by a sync pass: the one-statement create stamped ``updated_at`` before it checked a
     connection out of the pool; a wait there (a busy pool waits up to DB_POOL_TIMEOUT_S) is no
     open transaction, so the sync horizon did not hold back for it, and the contact landed
     behind a cursor that a later contact had already moved past."""
-    import threading
-    import time
-
-    from sqlalchemy import event
-
     from rapportnotes.extensions import db
 
     monkeypatch.setitem(app.config, "SYNC_SETTLE_SECONDS", 0.2)
-    make(client, cast.coach2, 0)  # the organisation's zone is known: the create is one statement
-    waiting = threading.Event()
-
-    def slow_checkout(*_args):
-        if threading.current_thread().name == "waits-for-the-pool" and not waiting.is_set():
-            waiting.set()
-            time.sleep(1.5)  # every pooled connection busy
-
     with app.app_context():
-        engine = db.engine
-    event.listen(engine.pool, "checkout", slow_checkout)
-    try:
-        results = []
-        create = threading.Thread(name="waits-for-the-pool", target=lambda: results.append(
-            app.test_client().post(URL, json={"peer_ref": "P-W", "occurred_at": BASE.isoformat(),
-                                              "duration_minutes": 5, "modality": "phone"},
-                                   headers=cast.coach.headers)))
-        create.start()
-        assert waiting.wait(5)
-        make(client, cast.coach2, 1)  # a later contact that commits at once
-        time.sleep(0.4)
-        mirror = {c["id"]: c for c in walk(client, cast.admin, "&updated_since=2000-01-01T00:00:00Z")}
-        create.join(10)
-    finally:
-        event.remove(engine.pool, "checkout", slow_checkout)
-    assert results and results[0].status_code == 201
-    time.sleep(0.3)
-    mark = max(c["updated_at"] for c in mirror.values())
-    mirror |= {c["id"]: c for c in walk(client, cast.admin, f"&updated_since={mark}")}
-    assert results[0].get_json()["id"] in mirror and len(mirror) == 3
+        pool = db.engine.pool
+    _a_held_create_reaches_sync(app, client, cast, pool, "checkout", lambda *_: True)  # pool busy
 
 
 @pytest.mark.postgres
@@ -433,45 +441,16 @@ def test_a_create_paused_just_before_its_statement_is_not_skipped_by_sync(app, c
     longer than the settle window (a stopped or starved worker) is no open transaction either,
     and the contact committed behind a cursor already past its stamp. The stamp is now the
     statement's own transaction start, taken by PostgreSQL."""
-    import threading
-    import time
-
-    from sqlalchemy import event
-
     from rapportnotes.extensions import db
 
     monkeypatch.setitem(app.config, "SYNC_SETTLE_SECONDS", 0.2)
-    make(client, cast.coach2, 0)  # the organisation's zone is known: the create is one statement
-    paused = threading.Event()
-
-    def pause_before_sending(_conn, _cursor, statement, *_args):
-        if (threading.current_thread().name == "paused" and not paused.is_set()
-                and statement.lstrip().upper().startswith(("WITH", "INSERT"))):
-            paused.set()
-            time.sleep(1.5)
-
     with app.app_context():
         engine = db.engine
-    event.listen(engine, "before_cursor_execute", pause_before_sending)
-    try:
-        results = []
-        create = threading.Thread(name="paused", target=lambda: results.append(
-            app.test_client().post(URL, json={"peer_ref": "P-W", "occurred_at": BASE.isoformat(),
-                                              "duration_minutes": 5, "modality": "phone"},
-                                   headers=cast.coach.headers)))
-        create.start()
-        assert paused.wait(5)
-        make(client, cast.coach2, 1)  # a later contact that commits at once
-        time.sleep(0.4)
-        mirror = {c["id"]: c for c in walk(client, cast.admin, "&updated_since=2000-01-01T00:00:00Z")}
-        create.join(10)
-    finally:
-        event.remove(engine, "before_cursor_execute", pause_before_sending)
-    assert results and results[0].status_code == 201
-    time.sleep(0.3)
-    mark = max(c["updated_at"] for c in mirror.values())
-    mirror |= {c["id"]: c for c in walk(client, cast.admin, f"&updated_since={mark}")}
-    assert results[0].get_json()["id"] in mirror and len(mirror) == 3
+
+    def the_create_statement(_conn, _cursor, sql, *_args) -> bool:
+        return sql.lstrip().upper().startswith(("WITH", "INSERT"))
+
+    _a_held_create_reaches_sync(app, client, cast, engine, "before_cursor_execute", the_create_statement)
 
 
 @pytest.mark.postgres
