@@ -70,6 +70,12 @@ def _replayed(replay: idempotency.Replay, caller: TokenCaller):
     return _created(replay.body, replay.status)
 
 
+def _replay_stored(caller: TokenCaller, key: str, digest: str | None):
+    """The first response of ``key``, if a duplicate that won a race has stored it by now."""
+    replay = idempotency.lookup(db.session, caller.organisation_id, str(caller.id), key, digest)
+    return _replayed(replay, caller) if replay is not None else None
+
+
 def _one_statement() -> bool:
     """On PostgreSQL, a create without an Idempotency-Key is one atomic statement that also
     checks the caller, run as its own transaction (``services.contacts.create_contact``):
@@ -164,16 +170,14 @@ def _create(held: bool = False):
         if key is None or exc.errors is None or "external_id" not in exc.errors:
             raise
         db.session.rollback()
-        replay = idempotency.lookup(db.session, caller.organisation_id, str(caller.id), key, digest)
-        if replay is not None:
-            return _replayed(replay, caller)
+        if (replayed := _replay_stored(caller, key, digest)) is not None:
+            return replayed
         raise
     except IntegrityError:
         db.session.rollback()
-        if key is not None:  # a concurrent duplicate won the race: answer with its response
-            replay = idempotency.lookup(db.session, caller.organisation_id, str(caller.id), key, digest)
-            if replay is not None:
-                return _replayed(replay, caller)
+        # A concurrent duplicate won the race: answer with its response.
+        if key is not None and (replayed := _replay_stored(caller, key, digest)) is not None:
+            return replayed
         if data.get("external_id") is not None:  # lost a race for the same external_id
             svc.check_external_id(db.session, caller.organisation_id, data["external_id"])
         raise

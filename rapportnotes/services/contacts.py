@@ -164,7 +164,6 @@ def create_contact(
     """
     codes = data.get("behaviours") or []
     org_id = caller.organisation_id
-    now = utcnow()
     row = {
         "organisation_id": org_id,
         "id": uuid.uuid4(),
@@ -178,8 +177,8 @@ def create_contact(
         "notes": data.get("notes"),
         "peer_rating": data.get("peer_rating"),
         "external_id": data.get("external_id"),
-        "created_at": now,
-        "updated_at": now,
+        "created_at": None,  # stamped where the write is ordered: below, per database
+        "updated_at": None,
         "version": 1,
         "deleted": False,
         "deleted_at": None,
