@@ -415,34 +415,43 @@ def checked_coach_report(
 
 def _coach_json(coach_id: uuid.UUID, display_name: str, period: Period, bucket: str, rows: list[Any],
                 taxonomy: list[Any]) -> dict[str, Any]:
-    """The report document from ``coach_statement``'s rows and the taxonomy in listing order."""
-    polarity = {b.code: b.polarity for b in taxonomy}
+    """The report document from ``coach_statement``'s rows and the taxonomy in listing order.
 
+    One pass over the rows, indexing rather than unpacking them: this runs on every pull, and
+    a 90-day weekly report is some 230 rows (most of them per bucket and code)."""
     code_counts: dict[str, int] = {}
+    per_bucket: dict[date, tuple[int, int]] = {}
+    bucket_tags: dict[date, dict[str, int]] = {}
     figures, modalities = _NO_FIGURES, {}
-    for kind, _day, key, n, minutes, *rest in rows:
+    for row in rows:
+        kind = row[0]
         if kind == "tag":
-            code_counts[key] = code_counts.get(key, 0) + n
+            start, code, n = row[1], row[2], row[3]
+            code_counts[code] = code_counts.get(code, 0) + n
+            tags = bucket_tags.get(start)
+            if tags is None:
+                tags = bucket_tags[start] = {}
+            tags[code] = n
+        elif kind == "bucket":
+            per_bucket[row[1]] = (row[3], int(row[4]))
         elif kind == "modality":
-            modalities[key] = (n, int(minutes))
+            modalities[row[2]] = (row[3], int(row[4]))
         elif kind == "total":
-            figures = (n, minutes, *rest)
+            figures = tuple(row[3:8])
     catalogue_rows = _reported(taxonomy, code_counts)
-    codes = [b.code for b in catalogue_rows]
+    no_tags = dict.fromkeys([b.code for b in catalogue_rows], 0)
 
-    series = {
-        s: {"start": s.isoformat(), "contacts": 0, "minutes": 0, "behaviours": dict.fromkeys(codes, 0)}
-        for s in bucket_starts(period.first, period.last, bucket)
-    }
-    for kind, start, key, n, minutes, *_ in rows:
-        if kind == "bucket":
-            entry = series[start]
-            entry["contacts"] = n
-            entry["minutes"] = int(minutes)
-        elif kind == "tag":
-            series[start]["behaviours"][key] = n
+    series = []
+    for s in bucket_starts(period.first, period.last, bucket):
+        contacts_in, minutes_in = per_bucket.get(s, (0, 0))
+        behaviours = no_tags.copy()
+        tags = bucket_tags.get(s)
+        if tags:
+            behaviours.update(tags)
+        series.append({"start": s.isoformat(), "contacts": contacts_in, "minutes": minutes_in,
+                       "behaviours": behaviours})
 
-    totals = _totals(figures, code_counts, polarity)
+    totals = _totals(figures, code_counts, {b.code: b.polarity for b in taxonomy})
     contacts = totals["contacts"]
     return {
         "coach": {"id": str(coach_id), "display_name": display_name},
@@ -457,9 +466,7 @@ def _coach_json(coach_id: uuid.UUID, display_name: str, period: Period, bucket: 
                 "category": b.category,
                 "polarity": b.polarity,
                 "count": code_counts.get(b.code, 0),
-                "share": round_half_up(Decimal(code_counts.get(b.code, 0)) / contacts, "0.0001")
-                if contacts
-                else 0,
+                "share": _share(code_counts.get(b.code, 0), contacts),
             }
             for b in catalogue_rows
         ],
@@ -467,8 +474,17 @@ def _coach_json(coach_id: uuid.UUID, display_name: str, period: Period, bucket: 
             {"modality": m, "contacts": modalities.get(m, (0, 0))[0], "minutes": modalities.get(m, (0, 0))[1]}
             for m in MODALITIES
         ],
-        "series": list(series.values()),
+        "series": series,
     }
+
+
+def _share(count: int, contacts: int) -> float | int:
+    """``count / contacts`` rounded half up to 4 places (as ``round_half_up``), in integers: a
+    report has one per behaviour, and exact integer arithmetic needs no Decimal context. 0 when
+    there were no contacts."""
+    if not contacts:
+        return 0
+    return (count * 20000 + contacts) // (2 * contacts) / 10000
 
 
 def name_order(display_name: str) -> str:
