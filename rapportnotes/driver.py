@@ -1,13 +1,16 @@
-"""One prebuilt statement as driver SQL, in autocommit, on a plain engine connection.
+"""One prebuilt statement as driver SQL, in autocommit, on a pooled driver connection.
 
 For the hottest requests only (on PostgreSQL, a contact create and a coach report, each one
-self-checking statement): the ORM session's bookkeeping and SQLAlchemy's compiled-statement
-path (cache lookup, bind processing, result set-up) cost more there than the driver's own work.
-The statement is still built with SQLAlchemy Core from the models; it is rendered to the
-driver's SQL once and run with ``exec_driver_sql`` on an engine connection, so SQLAlchemy still
-does what matters on failure: the driver's exception arrives as SQLAlchemy's
-(``IntegrityError``, ``OperationalError``, …, so the usual handlers answer it), a disconnect
-invalidates the pool, and the connection goes back to the pool out of autocommit.
+self-checking statement): the ORM session's bookkeeping, SQLAlchemy's compiled-statement path
+(cache lookup, bind processing, result set-up) and even its ``Connection`` (execution options,
+isolation level set and reset, ``Row`` objects) cost more there than the driver's own work. The
+statement is still built with SQLAlchemy Core from the models; it is rendered to the driver's
+SQL once and run on a connection checked out of the engine's pool (so the pool's liveness checks
+apply, ``rapportnotes.pool``). What SQLAlchemy's ``Connection`` would do on failure is done here:
+the driver's exception arrives as SQLAlchemy's (``IntegrityError``, ``OperationalError``, …, so
+the usual handlers answer it), never with its parameters in the message; a disconnect discards
+that connection and has the pool ping every other before handing it out; the connection goes
+back to the pool out of autocommit.
 """
 
 from __future__ import annotations
@@ -15,8 +18,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import exc
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
+
+from rapportnotes.pool import distrust_pooled
 
 # Keyed by the statement itself (kept alive here), not its id, so a key can never be reused.
 _rendered: dict[tuple[ClauseElement, str], tuple[str, dict[str, Any]]] = {}
@@ -45,7 +52,7 @@ def driver_sql(engine: Engine, statement: ClauseElement) -> tuple[str, dict[str,
 
 def fetch_autocommit(engine: Engine, statement: ClauseElement, params: Mapping[str, Any]) -> list[Any]:
     """Run ``statement`` as its own transaction; return all of its rows as the driver gave them
-    (no SQLAlchemy result processing).
+    (tuples, no SQLAlchemy result processing).
 
     Values go to the driver as they are (no SQLAlchemy type processing), so they must already be
     what the driver takes: aware datetimes, UUIDs, lists for arrays. Build ``statement`` once
@@ -54,5 +61,43 @@ def fetch_autocommit(engine: Engine, statement: ClauseElement, params: Mapping[s
     text, fixed = driver_sql(engine, statement)
     if not fixed.keys().isdisjoint(params):
         raise ValueError(f"parameters {sorted(fixed.keys() & params.keys())} are fixed by the statement")
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        return conn.exec_driver_sql(text, {**fixed, **params}).all()
+    values = {**fixed, **params}
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    pooled = engine.raw_connection()
+    try:
+        conn = pooled.driver_connection
+        cursor = None
+        try:
+            conn.autocommit = True
+            cursor = conn.cursor()
+            cursor.execute(text, values)
+            return cursor.fetchall()
+        except dbapi_error as err:
+            raise _translated(engine, pooled, cursor, text, err) from err
+        finally:
+            if pooled.is_valid:
+                _leave_autocommit(pooled)
+    finally:
+        pooled.close()
+
+
+def _translated(engine: Engine, pooled: PoolProxiedConnection, cursor: Any, text: str,
+                err: Exception) -> exc.DBAPIError:
+    """``err`` as SQLAlchemy's ``Connection`` would raise it; on a disconnect, ``pooled`` is
+    discarded and its siblings distrusted (``pool.distrust_pooled``)."""
+    gone = engine.dialect.is_disconnect(err, pooled.driver_connection, cursor)
+    if gone:
+        pooled.invalidate(err)
+        distrust_pooled(engine)
+    return exc.DBAPIError.instance(text, None, err, engine.dialect.loaded_dbapi.Error, hide_parameters=True,
+                                   connection_invalidated=gone, dialect=engine.dialect)
+
+
+def _leave_autocommit(pooled: PoolProxiedConnection) -> None:
+    """Back out of autocommit before the pool takes the connection back; a connection that cannot
+    (it broke meanwhile) is discarded instead of returned in a state the next user does not
+    expect."""
+    try:
+        pooled.driver_connection.autocommit = False
+    except Exception as err:  # the connection is unusable: never hand it out again
+        pooled.invalidate(err)

@@ -14,20 +14,30 @@ that guarantee for the ways connections die while pooled, and pings only when it
 
 A connection used moments ago with nothing waiting is handed out as it is. Only a connection that
 dies silently and while busy reaches a statement: that request fails cleanly (503, nothing
-stored), SQLAlchemy recognises the disconnect and discards the pool, and the next request starts
-afresh. ``DB_PING_IDLE_S`` = 0 pings on every checkout, exactly as ``pool_pre_ping`` would.
+stored), SQLAlchemy recognises the disconnect and discards the pool (``rapportnotes.driver``,
+which runs past SQLAlchemy, calls ``distrust_pooled`` instead: every connection pooled before
+that moment is pinged at its next checkout), and the next request starts afresh.
+``DB_PING_IDLE_S`` = 0 pings on every checkout, exactly as ``pool_pre_ping`` would.
 """
 
 from __future__ import annotations
 
 import select
 import time
+import weakref
 from typing import Any
 
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 
 _IDLE_SINCE = "rapportnotes_idle_since"
+_distrusted_before: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
+
+
+def distrust_pooled(engine: Engine) -> None:
+    """Ping every connection of ``engine``'s pool returned before now at its next checkout: one
+    of them was found dead, and its siblings may have died with it (a restarted server)."""
+    _distrusted_before[engine] = time.monotonic()
 
 
 def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
@@ -45,6 +55,7 @@ def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
     def _checked_out(dbapi_conn, record, _proxy) -> None:
         idle_since = record.info.get(_IDLE_SINCE)
         if (idle_since is not None and time.monotonic() - idle_since < idle_seconds
+                and idle_since > _distrusted_before.get(engine, float("-inf"))
                 and not server_has_spoken(dbapi_conn)):
             return
         try:

@@ -380,15 +380,14 @@ def test_a_write_stalled_past_the_settle_window_is_not_skipped_by_sync(app, clie
     assert mirror[a["id"]]["duration_minutes"] == 77 and len(mirror) == 2
 
 
-def _a_held_create_reaches_sync(app, client, cast, target, event_name: str, hold) -> None:
-    """A contact logged in a thread named "held", which ``hold`` (a listener for ``event_name``
-    on ``target``; it returns True once it has held that thread) stalls for 1.5 s, past the
-    0.2 s settle window, while a later contact commits: a sync taken meanwhile and one resumed
-    from it afterwards must between them see every contact."""
+def _a_held_create_reaches_sync(app, client, cast, hook, hold) -> None:
+    """A contact logged in a thread named "held", which ``hold`` (called with the arguments of
+    the point ``hook`` installs a listener at; it returns True once it has held that thread)
+    stalls for 1.5 s, past the 0.2 s settle window, while a later contact commits: a sync taken
+    meanwhile and one resumed from it afterwards must between them see every contact.
+    ``hook(listener)`` installs the listener and returns a function that removes it."""
     import threading
     import time
-
-    from sqlalchemy import event
 
     make(client, cast.coach2, 0)  # the organisation's zone is known: the create is one statement
     held = threading.Event()
@@ -398,7 +397,7 @@ def _a_held_create_reaches_sync(app, client, cast, target, event_name: str, hold
             held.set()
             time.sleep(1.5)
 
-    event.listen(target, event_name, listener)
+    unhook = hook(listener)
     try:
         results = []
         create = threading.Thread(name="held", target=lambda: results.append(
@@ -412,7 +411,7 @@ def _a_held_create_reaches_sync(app, client, cast, target, event_name: str, hold
         mirror = {c["id"]: c for c in walk(client, cast.admin, "&updated_since=2000-01-01T00:00:00Z")}
         create.join(10)
     finally:
-        event.remove(target, event_name, listener)
+        unhook()
     assert results and results[0].status_code == 201
     time.sleep(0.3)
     mark = max(c["updated_at"] for c in mirror.values())
@@ -431,7 +430,7 @@ def test_a_create_waiting_for_a_pooled_connection_is_not_skipped_by_sync(app, cl
     monkeypatch.setitem(app.config, "SYNC_SETTLE_SECONDS", 0.2)
     with app.app_context():
         pool = db.engine.pool
-    _a_held_create_reaches_sync(app, client, cast, pool, "checkout", lambda *_: True)  # pool busy
+    _a_held_create_reaches_sync(app, client, cast, _event_hook(pool, "checkout"), lambda *_: True)
 
 
 @pytest.mark.postgres
@@ -441,16 +440,35 @@ def test_a_create_paused_just_before_its_statement_is_not_skipped_by_sync(app, c
     longer than the settle window (a stopped or starved worker) is no open transaction either,
     and the contact committed behind a cursor already past its stamp. The stamp is now the
     statement's own transaction start, taken by PostgreSQL."""
-    from rapportnotes.extensions import db
+    from rapportnotes import driver
 
     monkeypatch.setitem(app.config, "SYNC_SETTLE_SECONDS", 0.2)
-    with app.app_context():
-        engine = db.engine
 
-    def the_create_statement(_conn, _cursor, sql, *_args) -> bool:
-        return sql.lstrip().upper().startswith(("WITH", "INSERT"))
+    def before_the_statement(listener):  # the statement goes to the driver (rapportnotes.driver)
+        run = driver.fetch_autocommit
 
-    _a_held_create_reaches_sync(app, client, cast, engine, "before_cursor_execute", the_create_statement)
+        def held_then_run(engine, statement, params):
+            listener(statement)
+            return run(engine, statement, params)
+
+        monkeypatch.setattr(driver, "fetch_autocommit", held_then_run)
+        return lambda: monkeypatch.setattr(driver, "fetch_autocommit", run)
+
+    def the_create_statement(statement) -> bool:
+        return str(statement).lstrip().upper().startswith(("WITH", "INSERT"))
+
+    _a_held_create_reaches_sync(app, client, cast, before_the_statement, the_create_statement)
+
+
+def _event_hook(target, event_name: str):
+    """A ``hook`` for ``_a_held_create_reaches_sync``: a SQLAlchemy event listener."""
+    from sqlalchemy import event
+
+    def install(listener):
+        event.listen(target, event_name, listener)
+        return lambda: event.remove(target, event_name, listener)
+
+    return install
 
 
 @pytest.mark.postgres
