@@ -1,6 +1,5 @@
 """Extension singletons; each is bound to an app by ``init_app`` in ``create_app``."""
 
-from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -8,6 +7,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 from rapportnotes.netaddr import client_address
+from rapportnotes.tokenparse import JWTManager
 
 # Stable constraint names so Alembic migrations are identical on SQLite and PostgreSQL.
 NAMING = {
