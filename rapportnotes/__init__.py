@@ -23,6 +23,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # ``/api/v1//contacts`` is an unknown path (a problem+json 404), not a 308 to a Location
     # built from the Host header with an HTML body, which Werkzeug's slash merging answers.
     app.url_map.merge_slashes = False
+    from rapportnotes.jsonprovider import OrjsonProvider
+
+    app.json = OrjsonProvider(app)
     app.config.update(settings.DEFAULTS)
     app.config.update(settings.from_env())
     if config:
