@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgresql://root@127.0.0.1:5432/postgres")
 SECRET = "bench-secret-key-that-is-long-enough-0123456789abcdef"
 WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
-GUNICORN_ARGS = ["--workers", str(WORKERS), "--worker-class", "sync",
-                 "--log-level", "warning", "--access-logfile", "/dev/null"]
+# As the README's deployment runs it: no gunicorn access log (the app logs each request itself).
+GUNICORN_ARGS = ["--workers", str(WORKERS), "--worker-class", "sync", "--log-level", "warning"]
 
 
 @contextlib.contextmanager
