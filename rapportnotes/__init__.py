@@ -57,6 +57,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     security.init_app(app)
     register_api(app)
     register_cli(app)
+    from rapportnotes import ratelimiting
+
+    ratelimiting.init_app(app)
     return app
 
 
