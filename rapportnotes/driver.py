@@ -63,7 +63,12 @@ def fetch_autocommit(engine: Engine, statement: ClauseElement, params: Mapping[s
         raise ValueError(f"parameters {sorted(fixed.keys() & params.keys())} are fixed by the statement")
     values = {**fixed, **params}
     dbapi_error = engine.dialect.loaded_dbapi.Error
-    pooled = engine.raw_connection()
+    try:
+        pooled = engine.raw_connection()
+    except dbapi_error as err:  # no connection to be had (the server down): as ``Engine.connect``
+        raise exc.DBAPIError.instance(None, None, err, dbapi_error, hide_parameters=True,
+                                      connection_invalidated=engine.dialect.is_disconnect(err, None, None),
+                                      dialect=engine.dialect) from err
     try:
         conn = pooled.driver_connection
         cursor = None

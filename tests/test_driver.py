@@ -94,3 +94,19 @@ def test_the_connection_goes_back_to_the_pool_out_of_autocommit(pg_engine):
             conn.execute(text("INSERT INTO t VALUES (2, 'rolled back')"))
             conn.rollback()
     assert [r.a for r in _rows(pg_engine)] == [1]
+
+
+def test_a_connection_that_cannot_be_opened_arrives_as_sqlalchemys_error():
+    """The pool's own connect (a server down or refusing) is a driver error too: it must arrive
+    as SQLAlchemy's ``OperationalError`` (the 503 handler's), as ``Engine.connect`` raises it,
+    not as the driver's own exception (a 500)."""
+    from sqlalchemy.exc import OperationalError
+
+    engine = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none",
+                           connect_args={"connect_timeout": 1})
+    try:
+        with pytest.raises(OperationalError) as caught:
+            driver.fetch_autocommit(engine, select(bindparam("x")), {"x": 1})
+        assert isinstance(caught.value.orig, engine.dialect.loaded_dbapi.Error)
+    finally:
+        engine.dispose()

@@ -67,6 +67,39 @@ def test_database_goes_away_and_comes_back_without_a_restart(needs_pg, world):
         drop_pg_database(url)
 
 
+@pytest.mark.parametrize("needs_pg", [pytest.param(True, id="postgresql")] if PG_URL else [])
+def test_a_contact_create_while_the_database_is_away_is_a_503(needs_pg):
+    """The create's statement checks its connection out of the pool itself
+    (``rapportnotes.driver``): a database that cannot be reached then is the same 503 with
+    ``Retry-After`` as on every other path, not a 500."""
+    url = create_pg_database("rn_proxy")
+    proxy = None
+    try:
+        migrate_to_head(url)
+        proxy = TcpProxy(make_url(url).port or 5432).start()
+        proxied = make_url(url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        app = make_app(proxied, DB_CONNECT_TIMEOUT_S=1, DB_POOL_TIMEOUT_S=1)
+        from tests.support.world import World
+
+        w = World(app)
+        u = w.user(w.org(), "coach")
+        c = app.test_client()
+        contact = {"peer_ref": "P-1", "occurred_at": "2025-01-02T10:00:00Z", "duration_minutes": 5,
+                   "modality": "phone"}
+        assert c.post("/api/v1/contacts", json=contact, headers=u.headers).status_code == 201
+        proxy.stop()
+        r = c.post("/api/v1/contacts", json=contact, headers=u.headers)
+        assert_problem(r, 503)
+        assert r.headers["Retry-After"]
+        proxy.start()
+        assert c.post("/api/v1/contacts", json=contact, headers=u.headers).status_code == 201
+        _dispose(app)
+    finally:
+        if proxy:
+            proxy.stop()
+        drop_pg_database(url)
+
+
 def test_engine_has_a_statement_timeout(app, backend):
     from rapportnotes.config import engine_options
 
