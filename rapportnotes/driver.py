@@ -10,7 +10,9 @@ apply, ``rapportnotes.pool``). What SQLAlchemy's ``Connection`` would do on fail
 the driver's exception arrives as SQLAlchemy's (``IntegrityError``, ``OperationalError``, …, so
 the usual handlers answer it), never with its parameters in the message; a disconnect discards
 that connection and has the pool ping every other before handing it out; the connection goes
-back to the pool out of autocommit.
+back to the pool out of autocommit. What does not happen: SQLAlchemy's ``Connection`` events
+(``before_cursor_execute`` and the like) do not fire for these two statements, so tracing that
+hooks them sees the pool's checkout and checkin but not the statement.
 """
 
 from __future__ import annotations
