@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -31,8 +32,12 @@ def test_readyz_is_503_when_the_database_is_unreachable():
     assert r.headers["Retry-After"]
 
 
-@pytest.mark.parametrize("needs_pg", [pytest.param(True, id="postgresql")] if PG_URL else [])
-def test_database_goes_away_and_comes_back_without_a_restart(needs_pg, world):
+@contextlib.contextmanager
+def _behind_a_proxy():
+    """An app on a fresh migrated PostgreSQL database reached through a TCP proxy that the test
+    stops and starts (the database going away and coming back), and a coach of it."""
+    from tests.support.world import World
+
     url = create_pg_database("rn_proxy")
     proxy = None
     try:
@@ -40,13 +45,20 @@ def test_database_goes_away_and_comes_back_without_a_restart(needs_pg, world):
         proxy = TcpProxy(make_url(url).port or 5432).start()
         proxied = make_url(url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
         app = make_app(proxied, DB_CONNECT_TIMEOUT_S=1, DB_POOL_TIMEOUT_S=1)
+        w = World(app)
+        yield app, proxy, w.user(w.org(), "coach")
+        _dispose(app)
+    finally:
+        if proxy:
+            proxy.stop()
+        drop_pg_database(url)
+
+
+@pytest.mark.parametrize("needs_pg", [pytest.param(True, id="postgresql")] if PG_URL else [])
+def test_database_goes_away_and_comes_back_without_a_restart(needs_pg, world):
+    with _behind_a_proxy() as (app, proxy, u):
         c = app.test_client()
         assert c.get("/readyz").status_code == 200
-        from tests.support.world import World
-
-        w = World(app)
-        org = w.org()
-        u = w.user(org, "coach")
         assert c.get("/api/v1/me", headers=u.headers).status_code == 200
         proxy.stop()
         r = c.get("/readyz")
@@ -57,14 +69,6 @@ def test_database_goes_away_and_comes_back_without_a_restart(needs_pg, world):
         proxy.start()
         assert c.get("/readyz").status_code == 200
         assert c.get("/api/v1/me", headers=u.headers).status_code == 200
-        with app.app_context():
-            from rapportnotes.extensions import db
-
-            db.engine.dispose()
-    finally:
-        if proxy:
-            proxy.stop()
-        drop_pg_database(url)
 
 
 @pytest.mark.parametrize("needs_pg", [pytest.param(True, id="postgresql")] if PG_URL else [])
@@ -72,17 +76,7 @@ def test_a_contact_create_while_the_database_is_away_is_a_503(needs_pg):
     """The create's statement checks its connection out of the pool itself
     (``rapportnotes.driver``): a database that cannot be reached then is the same 503 with
     ``Retry-After`` as on every other path, not a 500."""
-    url = create_pg_database("rn_proxy")
-    proxy = None
-    try:
-        migrate_to_head(url)
-        proxy = TcpProxy(make_url(url).port or 5432).start()
-        proxied = make_url(url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-        app = make_app(proxied, DB_CONNECT_TIMEOUT_S=1, DB_POOL_TIMEOUT_S=1)
-        from tests.support.world import World
-
-        w = World(app)
-        u = w.user(w.org(), "coach")
+    with _behind_a_proxy() as (app, proxy, u):
         c = app.test_client()
         contact = {"peer_ref": "P-1", "occurred_at": "2025-01-02T10:00:00Z", "duration_minutes": 5,
                    "modality": "phone"}
@@ -93,11 +87,6 @@ def test_a_contact_create_while_the_database_is_away_is_a_503(needs_pg):
         assert r.headers["Retry-After"]
         proxy.start()
         assert c.post("/api/v1/contacts", json=contact, headers=u.headers).status_code == 201
-        _dispose(app)
-    finally:
-        if proxy:
-            proxy.stop()
-        drop_pg_database(url)
 
 
 def test_engine_has_a_statement_timeout(app, backend):
