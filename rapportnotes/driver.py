@@ -8,7 +8,8 @@ statement is still built with SQLAlchemy Core from the models; it is rendered to
 SQL once and run on a connection checked out of the engine's pool (so the pool's liveness checks
 apply, ``rapportnotes.pool``). What SQLAlchemy's ``Connection`` would do on failure is done here:
 the driver's exception arrives as SQLAlchemy's (``IntegrityError``, ``OperationalError``, …, so
-the usual handlers answer it), never with its parameters in the message; a disconnect discards
+the usual handlers answer it), never with its bound parameters in the message (though
+PostgreSQL's own DETAIL line may quote a row, as on every path); a disconnect discards
 that connection and has the pool ping every other before handing it out; the connection goes
 back to the pool out of autocommit. What does not happen: SQLAlchemy's ``Connection`` events
 (``before_cursor_execute`` and the like) do not fire for these two statements, so tracing that
