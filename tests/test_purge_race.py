@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 
 from rapportnotes.models import AuditEvent, Contact
 from rapportnotes.services import retention
+from tests.support.race import in_app_threads
 
 
 def _tombstones(client, coach, n):
@@ -42,23 +43,14 @@ def test_two_purges_at_once_count_each_tombstone_once(app, client, cast, world, 
         return real_delete(*args)
 
     monkeypatch.setattr(retention, "delete", found_then_delete)
-    counts: list[object] = [None, None]
-
-    def run(i: int) -> None:
+    def purge_and_commit() -> int:
         from rapportnotes.extensions import db
 
-        with app.app_context():
-            try:
-                counts[i] = retention.purge(db.session, 30)["contacts"]
-                db.session.commit()
-            except BaseException as exc:
-                counts[i] = exc
+        count = retention.purge(db.session, 30)["contacts"]
+        db.session.commit()
+        return count
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    counts = in_app_threads(app, purge_and_commit)
     assert sorted(counts, key=str) == [0, 3]
     assert world.count(Contact) == 0
     events = world.run(lambda s: s.scalars(select(AuditEvent.target_id)

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from rapportnotes.models import AuditEvent, Organisation, User
 from rapportnotes.services import demo
+from tests.support.race import in_app_threads
 
 
 @pytest.mark.parametrize("if_empty", [False, True], ids=["seed-demo", "seed-demo --if-empty"])
@@ -29,21 +30,11 @@ def test_two_seed_demo_runs_at_once_load_one_demo_and_both_succeed(app, world, m
         return create_organisation(*args, **kwargs)
 
     monkeypatch.setattr(demo, "create_organisation", held)
-    outcomes: list[object] = [None, None]
+    def seed() -> str:  # an exception is what an operator would see instead of the logins
+        seed_demo_cmd.main(args=["--if-empty"] if if_empty else [], standalone_mode=False)
+        return "ok"
 
-    def run(i: int) -> None:
-        with app.app_context():
-            try:
-                seed_demo_cmd.main(args=["--if-empty"] if if_empty else [], standalone_mode=False)
-                outcomes[i] = "ok"
-            except BaseException as exc:  # what an operator would see instead of the logins
-                outcomes[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    outcomes = in_app_threads(app, seed)
     assert outcomes == ["ok", "ok"]
     assert world.count(Organisation) == 1 and world.count(User) == len(demo.DEMO_USERS)
     creates = world.run(lambda s: s.scalars(select(AuditEvent.action)
