@@ -226,39 +226,51 @@ def site(coaches: int, per_coach: int, runs: int) -> Iterator[dict]:
                 db.engine.dispose()
 
 
-def sql_and_http_medians(dsn: str, statements, get, runs: int, rounds: int = 10) -> tuple[float, float]:
-    """The raw SQL's median and the HTTP pull's, taken in ``rounds`` alternating slices: the
-    machine's speed drifts within minutes here, and a ratio of two figures timed minutes apart
-    measures that drift as much as the app (the team ratio read 1.69 one run, 1.09 side by side)."""
+def interleaved_medians(fns: list, runs: int) -> list[float]:
+    """Each of ``fns``'s median over ``runs`` samples, taken one call at a time in turn (A B, then
+    B A, …), so that every sample of each runs in the same conditions as the others'.
+
+    On this machine (a two-vCPU VM) a PostgreSQL backend that sat idle for a few milliseconds
+    runs the same statement markedly slower than one kept busy: the coach aggregates took 1.75 ms
+    of backend CPU per execution back to back and 2.6 to 3.0 ms with 5 ms of other work or sleep
+    between executions (2026-12-01, ``/proc`` CPU times). Timed back to back, or in slices of
+    many back-to-back runs, the raw SQL gets the busy figure while every HTTP pull gets the idle
+    one, and the ratio counts that difference as the app's. Timed in turn, each raw execution
+    follows a pull, as each pull's statement follows the pulls other workers served."""
+    samples: list[list[float]] = [[] for _ in fns]
+    for i in range(runs):
+        order = list(zip(fns, samples, strict=True))
+        for fn, got in order if i % 2 == 0 else reversed(order):  # neither side always goes first
+            t = time.perf_counter()
+            fn()
+            got.append((time.perf_counter() - t) * 1000)
+    return [statistics.median(got) for got in samples]
+
+
+def sql_and_http_medians(dsn: str, statements, get, runs: int) -> tuple[float, float, float]:
+    """The raw SQL's median timed back to back (the conventional figure, printed for
+    comparison), then the raw SQL's and the HTTP pull's medians timed in turn
+    (``interleaved_medians``), in the same minutes."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         def sql():
             for stmt, params in statements:
                 conn.execute(stmt, params).fetchall()
 
-        for _ in range(max(3, runs // 10)):
-            sql()
+        back_to_back = median_ms(sql, runs)
         for _ in range(http_warmup(runs)):
             get()
-        got: dict[object, list[float]] = {sql: [], get: []}
-        for r in range(rounds):
-            for fn in (sql, get) if r % 2 == 0 else (get, sql):  # neither side always goes first
-                got[fn].extend(samples_ms(fn, max(1, runs // rounds)))
-    return statistics.median(got[sql]), statistics.median(got[get])
+        in_turn, http = interleaved_medians([sql, get], runs)
+    return back_to_back, in_turn, http
 
 
-def alternating_medians(sites: list[dict], runs: int, rounds: int = 10) -> list[float]:
-    """The coach report's HTTP median at each site, taken in ``rounds`` alternating slices, so a
-    change in the machine's speed while they run weighs on every site alike."""
+def alternating_medians(sites: list[dict], runs: int) -> list[float]:
+    """The coach report's HTTP median at each site, sampled in turn, so a change in the
+    machine's speed while they run weighs on every site alike."""
     gets = [http_get(s["coach_url"], s["token"]) for s in sites]
     for get in gets:
         for _ in range(http_warmup(runs)):
             get()
-    samples: list[list[float]] = [[] for _ in sites]
-    for r in range(rounds):
-        order = list(zip(gets, samples, strict=True))
-        for get, got in order if r % 2 == 0 else reversed(order):  # neither site always goes first
-            got.extend(samples_ms(get, max(1, runs // rounds)))
-    return [statistics.median(got) for got in samples]
+    return interleaved_medians(gets, runs)
 
 
 def main() -> None:
@@ -270,19 +282,23 @@ def main() -> None:
     args = ap.parse_args()
     with site(args.contacts // PER_COACH, PER_COACH, args.runs) as main_run:
         for report, runs in (("coach", args.runs), ("team", max(50, args.runs // 2))):
-            main_run[f"{report}_sql"], main_run[f"{report}_http"] = sql_and_http_medians(
-                main_run["dsn"], main_run[f"{report}_statements"],
-                http_get(main_run[f"{report}_url"], main_run["token"]), runs)
+            figures = sql_and_http_medians(main_run["dsn"], main_run[f"{report}_statements"],
+                                           http_get(main_run[f"{report}_url"], main_run["token"]), runs)
+            for name, value in zip(("sql_back_to_back", "sql", "http"), figures, strict=True):
+                main_run[f"{report}_{name}"] = value
     print(f"{main_run['contacts']:>9,} contacts loaded in {main_run['load_s']:.0f}s; coach report plan:")
     print("   " + main_run["plan"].replace("\n", "\n   "))
-    print(f"coach 90d: raw SQL {main_run['coach_sql']:.2f} ms, HTTP {main_run['coach_http']:.2f} ms")
-    print(f"team  90d: raw SQL {main_run['team_sql']:.2f} ms, HTTP {main_run['team_http']:.2f} ms")
+    for report, label in (("coach", "coach 90d"), ("team", "team  90d")):
+        r = {k: main_run[f"{report}_{k}"] for k in ("sql", "http", "sql_back_to_back")}
+        print(f"{label}: raw SQL {r['sql']:.2f} ms, HTTP {r['http']:.2f} ms, sampled in turn "
+              f"(raw SQL back to back {r['sql_back_to_back']:.2f} ms: "
+              f"{r['http'] / r['sql_back_to_back']:.2f} against that)")
     with contextlib.ExitStack() as stack:
         small = stack.enter_context(site(args.small // PER_COACH, PER_COACH, args.runs))
         large = stack.enter_context(site(args.large // PER_COACH, PER_COACH, args.runs))
         small["coach_http"], large["coach_http"] = alternating_medians([small, large], args.runs)
     for r in (small, large):
-        print(f"{r['contacts']:>9,} contacts: coach raw SQL {r['coach_sql']:.2f} ms, "
+        print(f"{r['contacts']:>9,} contacts: coach raw SQL {r['coach_sql']:.2f} ms (back to back), "
               f"HTTP {r['coach_http']:.2f} ms")
     growth = large["coach_http"] / small["coach_http"]
     print(f"coach_vs_sql={main_run['coach_http'] / main_run['coach_sql']:.2f} "
