@@ -1,7 +1,9 @@
 """Ingestion benchmark: POST /api/v1/contacts against the ceiling of any authenticated endpoint.
 
-Both servers run under the same gunicorn settings on loopback, driven by the same wrk load for
-the same time, in the same run. Prints requests/s and p50/p99 for each, and last
+Every server runs under the same gunicorn settings on loopback, driven by the same wrk load for
+the same time, in the same run: the ceiling (verifying tokens as the app does), the same ceiling
+verifying them as flask-jwt-extended does out of the box (for comparison with earlier figures),
+then the app. Prints requests/s and p50/p99 for each, and last
 ``post_contacts_vs_ceiling=<ratio>``. Needs PostgreSQL (BENCH_PG_ADMIN) and wrk.
 
     .venv/bin/python bench/ingest.py [--seconds 15] [--connections 8]
@@ -79,9 +81,11 @@ def main() -> None:
         env = app_env(url, BENCH_TOKEN=token)
         os.environ["BENCH_TOKEN"] = token
         results = {}
-        with gunicorn("bench.ceiling_app:app", env) as base:
-            wrk(base + "/api/v1/contacts", LUA, 3, args.connections)  # warm-up
-            results["ceiling"] = wrk(base + "/api/v1/contacts", LUA, args.seconds, args.connections)
+        for name, target in (("ceiling", "bench.ceiling_app:app"),
+                             ("ceiling_library_jwt", "bench.ceiling_app:app_with_library_tokens")):
+            with gunicorn(target, env) as base:
+                wrk(base + "/api/v1/contacts", LUA, 3, args.connections)  # warm-up
+                results[name] = wrk(base + "/api/v1/contacts", LUA, args.seconds, args.connections)
         with gunicorn("wsgi:app", env, cwd=ROOT) as base:
             wrk(base + "/api/v1/contacts", LUA, 3, args.connections)  # warm-up
             analyze(url)  # what autovacuum does after the first 50 rows; this server runs without it
@@ -92,8 +96,11 @@ def main() -> None:
 
             db.engine.dispose()
     for name, r in results.items():
-        print(f"{name:<14} {r['rps']:9.1f} req/s   p50 {r['p50']:7.2f} ms   p99 {r['p99']:7.2f} ms")
+        print(f"{name:<19} {r['rps']:9.1f} req/s   p50 {r['p50']:7.2f} ms   p99 {r['p99']:7.2f} ms")
     print(f"contacts stored (each with its audit row): {stored}")
+    print("against a ceiling verifying tokens as flask-jwt-extended does out of the box "
+          f"(the bench's ceiling until 2026-12-01): "
+          f"{results['post_contacts']['rps'] / results['ceiling_library_jwt']['rps']:.3f}")
     print(f"post_contacts_vs_ceiling={results['post_contacts']['rps'] / results['ceiling']['rps']:.3f}")
 
 
