@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+# Unicode's Cc (control) category is exactly U+0000-U+001F and U+007F-U+009F, and may never
+# change (Unicode's stability policy); surrogates are U+D800-U+DFFF. Searched by the regex
+# engine, not character by character in Python: a 10,000-character note took 1.3 ms that way.
+_REFUSED = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# The same, admitting tab, LF, and CR where a LF follows it.
+_REFUSED_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]|\r(?!\n)")
 
 
 def text_problem(value: str, *, allow_newlines: bool = False) -> str | None:
@@ -14,16 +20,14 @@ def text_problem(value: str, *, allow_newlines: bool = False) -> str | None:
 
     ``allow_newlines`` admits tab and newline (SPEC §8). A newline may arrive as CRLF, which
     browsers and Windows clients send for a line break, so a CR is admitted only right before
-    a LF; a lone CR is a control character like any other."""
-    for i, ch in enumerate(value):
-        code = ord(ch)
-        if 0xD800 <= code <= 0xDFFF:
-            return "Contains an invalid (surrogate) character."
-        if allow_newlines and (ch in "\t\n" or (ch == "\r" and value[i + 1:i + 2] == "\n")):
-            continue
-        if unicodedata.category(ch) == "Cc":
-            return "Contains a control character."
-    return None
+    a LF; a lone CR is a control character like any other. The first refused character names
+    the problem."""
+    found = (_REFUSED_MULTILINE if allow_newlines else _REFUSED).search(value)
+    if found is None:
+        return None
+    if 0xD800 <= ord(found.group()) <= 0xDFFF:
+        return "Contains an invalid (surrogate) character."
+    return "Contains a control character."
 
 
 class Text(fields.String):
